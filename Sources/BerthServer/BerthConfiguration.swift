@@ -1,0 +1,79 @@
+import BerthStorage
+
+/// Everything `berth serve` needs, from the command line, a config file, or the embedded defaults.
+public struct BerthConfiguration: Sendable, Equatable {
+    /// A host and port to listen on.
+    public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        /// Parses `HOST:PORT`, `[V6]:PORT` or `:PORT` (all interfaces).
+        public init?(parsing text: String) {
+            var hostPart: Substring
+            let portPart: Substring
+            if text.hasPrefix("[") {
+                guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+                hostPart = text[text.index(after: text.startIndex)..<close]
+                portPart = text[text.index(close, offsetBy: 2)...]
+            } else {
+                guard let colon = text.lastIndex(of: ":") else { return nil }
+                hostPart = text[..<colon]
+                portPart = text[text.index(after: colon)...]
+                if hostPart.contains(":") { return nil }
+            }
+            if hostPart.isEmpty { hostPart = "0.0.0.0" }
+            guard let port = Int(portPart), (0...65535).contains(port) else { return nil }
+            self.init(host: String(hostPart), port: port)
+        }
+
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
+    public enum BlobStorage: Sendable, Equatable {
+        case filesystem(path: String)
+    }
+
+    public enum MetadataStorage: Sendable, Equatable {
+        case sqlite(path: String)
+    }
+
+    /// A repository declared in the configuration.
+    public struct Repository: Sendable, Equatable {
+        public var name: String
+        public var kind: RepositoryRecord.Kind
+
+        public init(name: String, kind: RepositoryRecord.Kind) {
+            self.name = name
+            self.kind = kind
+        }
+    }
+
+    public var listen: ListenAddress
+    public var publicURL: String?
+    public var trustedProxies: [String]
+    public var blobs: BlobStorage
+    public var metadata: MetadataStorage
+    public var repositories: [Repository]
+    /// Upload sessions idle for longer than this many minutes are removed.
+    public var uploadMaxAgeMinutes: Int
+    /// Seconds a connection may stay silent before it is closed.
+    public var idleTimeoutSeconds: Int
+
+    public static let defaultListen = ListenAddress(host: "127.0.0.1", port: 8081)
+    public static let defaultDataDirectory = "./berth-data"
+
+    /// The embedded defaults: `127.0.0.1:8081`, data in `dataDirectory`, one hosted repository `docker-hosted`.
+    public static func defaults(dataDirectory: String = defaultDataDirectory) -> BerthConfiguration {
+        BerthConfiguration(
+            listen: defaultListen, publicURL: nil, trustedProxies: [],
+            blobs: .filesystem(path: dataDirectory + "/blobs"),
+            metadata: .sqlite(path: dataDirectory + "/berth.db"),
+            repositories: [Repository(name: "docker-hosted", kind: .hosted)],
+            uploadMaxAgeMinutes: 1440, idleTimeoutSeconds: 300)
+    }
+}

@@ -1,0 +1,308 @@
+import BerthCore
+import BerthStorage
+import Foundation
+import GRDB
+
+/// Metadata in one SQLite file (WAL mode): the embedded default.
+///
+/// Writes are serialized by SQLite; reads run concurrently. `synchronous=FULL`: a commit is on disk
+/// before the call returns, so an acknowledged push survives power loss.
+public final class SQLiteMetadataStore: MetadataStore {
+    private let pool: DatabasePool
+
+    /// Opens (creating if needed) and migrates the database at `path`.
+    public init(path: String) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+        try Self.migrator.migrate(pool)
+    }
+
+    /// Numbered migrations; each runs once, in order.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("1-initial") { db in
+            try db.execute(sql: """
+                CREATE TABLE repositories (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    kind TEXT NOT NULL
+                );
+                CREATE TABLE blob_links (
+                    repository TEXT NOT NULL, image TEXT NOT NULL, digest TEXT NOT NULL, size INTEGER NOT NULL,
+                    PRIMARY KEY (repository, image, digest)
+                ) WITHOUT ROWID;
+                CREATE INDEX blob_links_digest ON blob_links (digest);
+                CREATE TABLE images (
+                    full_name TEXT PRIMARY KEY NOT NULL, repository TEXT NOT NULL, image TEXT NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX images_repository ON images (repository, full_name);
+                CREATE TABLE manifests (
+                    repository TEXT NOT NULL, image TEXT NOT NULL, digest TEXT NOT NULL,
+                    media_type TEXT NOT NULL, payload BLOB NOT NULL, subject TEXT, artifact_type TEXT,
+                    annotations TEXT, created_at INTEGER NOT NULL,
+                    PRIMARY KEY (repository, image, digest)
+                );
+                CREATE INDEX manifests_subject ON manifests (repository, image, subject) WHERE subject IS NOT NULL;
+                CREATE TABLE manifest_refs (
+                    repository TEXT NOT NULL, image TEXT NOT NULL, manifest TEXT NOT NULL, ref TEXT NOT NULL,
+                    is_manifest INTEGER NOT NULL,
+                    PRIMARY KEY (repository, image, manifest, ref)
+                ) WITHOUT ROWID;
+                CREATE INDEX manifest_refs_ref ON manifest_refs (ref);
+                CREATE TABLE tags (
+                    repository TEXT NOT NULL, image TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    PRIMARY KEY (repository, image, tag)
+                ) WITHOUT ROWID;
+                CREATE INDEX tags_digest ON tags (repository, image, digest);
+                CREATE TABLE uploads (
+                    id TEXT PRIMARY KEY NOT NULL, repository TEXT NOT NULL, image TEXT NOT NULL,
+                    updated_at INTEGER NOT NULL
+                );
+                """)
+        }
+        return migrator
+    }
+
+    // MARK: Repositories
+
+    public func ensureRepository(_ record: RepositoryRecord) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO repositories (name, kind) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET kind = excluded.kind",
+                arguments: [record.name, record.kind.rawValue])
+        }
+    }
+
+    public func repositories() async throws -> [RepositoryRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, kind FROM repositories ORDER BY name").compactMap { row in
+                RepositoryRecord.Kind(rawValue: row["kind"]).map { RepositoryRecord(name: row["name"], kind: $0) }
+            }
+        }
+    }
+
+    // MARK: Blob links
+
+    public func linkBlob(_ digest: Digest, size: Int64, in image: ImageRef) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO blob_links (repository, image, digest, size) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                arguments: [image.repository, image.image, digest.description, size])
+        }
+    }
+
+    public func linkedBlobSize(_ digest: Digest, in image: ImageRef) async throws -> Int64? {
+        try await pool.read { db in
+            try Int64.fetchOne(
+                db, sql: "SELECT size FROM blob_links WHERE repository = ? AND image = ? AND digest = ?",
+                arguments: [image.repository, image.image, digest.description])
+        }
+    }
+
+    public func unlinkBlob(_ digest: Digest, in image: ImageRef) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(
+                sql: "DELETE FROM blob_links WHERE repository = ? AND image = ? AND digest = ?",
+                arguments: [image.repository, image.image, digest.description])
+            return db.changesCount > 0
+        }
+    }
+
+    // MARK: Manifests and tags
+
+    public func putManifest(_ record: ManifestRecord, blobs: [Digest], manifests: [Digest], tag: String?, in image: ImageRef) async throws {
+        let now = Self.now()
+        try await pool.write { db in
+            let args: (Digest) -> StatementArguments = { [image.repository, image.image, $0.description] }
+            for blob in blobs {
+                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM blob_links WHERE repository = ? AND image = ? AND digest = ?", arguments: args(blob)) != nil else {
+                    throw RegistryError(.manifestBlobUnknown, "blob unknown to repository", detail: blob.description)
+                }
+            }
+            for child in manifests {
+                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM manifests WHERE repository = ? AND image = ? AND digest = ?", arguments: args(child)) != nil else {
+                    throw RegistryError(.manifestBlobUnknown, "manifest unknown to repository", detail: child.description)
+                }
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO manifests (repository, image, digest, media_type, payload, subject, artifact_type, annotations, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                    """,
+                arguments: [image.repository, image.image, record.digest.description, record.mediaType, Data(record.payload),
+                            record.subject?.description, record.artifactType, record.annotationsJSON, now])
+            for (ref, isManifest) in blobs.map({ ($0, false) }) + manifests.map({ ($0, true) }) {
+                try db.execute(
+                    sql: "INSERT INTO manifest_refs (repository, image, manifest, ref, is_manifest) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    arguments: [image.repository, image.image, record.digest.description, ref.description, isManifest])
+            }
+            try db.execute(
+                sql: "INSERT INTO images (full_name, repository, image) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                arguments: [image.description, image.repository, image.image])
+            if let tag {
+                try db.execute(
+                    sql: """
+                        INSERT INTO tags (repository, image, tag, digest, updated_at) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT(repository, image, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at
+                        """,
+                    arguments: [image.repository, image.image, tag, record.digest.description, now])
+            }
+        }
+    }
+
+    private static let manifestColumns = "m.digest, m.media_type, m.payload, m.subject, m.artifact_type, m.annotations"
+
+    private static func manifestRecord(_ row: Row) throws -> ManifestRecord {
+        let payload: Data = row["payload"]
+        let subject: String? = row["subject"]
+        return ManifestRecord(
+            digest: try Digest(parsing: row["digest"] as String),
+            mediaType: row["media_type"],
+            payload: [UInt8](payload),
+            subject: subject.flatMap { Digest.parse($0) },
+            artifactType: row["artifact_type"],
+            annotationsJSON: row["annotations"])
+    }
+
+    public func manifest(_ digest: Digest, in image: ImageRef) async throws -> ManifestRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT \(Self.manifestColumns) FROM manifests m WHERE m.repository = ? AND m.image = ? AND m.digest = ?",
+                arguments: [image.repository, image.image, digest.description]
+            ).map(Self.manifestRecord)
+        }
+    }
+
+    public func manifest(tag: String, in image: ImageRef) async throws -> ManifestRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT \(Self.manifestColumns) FROM tags t
+                    JOIN manifests m ON m.repository = t.repository AND m.image = t.image AND m.digest = t.digest
+                    WHERE t.repository = ? AND t.image = ? AND t.tag = ?
+                    """,
+                arguments: [image.repository, image.image, tag]
+            ).map(Self.manifestRecord)
+        }
+    }
+
+    public func deleteManifest(_ digest: Digest, in image: ImageRef) async throws -> Bool {
+        try await pool.write { db in
+            let args: StatementArguments = [image.repository, image.image, digest.description]
+            try db.execute(sql: "DELETE FROM manifests WHERE repository = ? AND image = ? AND digest = ?", arguments: args)
+            guard db.changesCount > 0 else { return false }
+            try db.execute(sql: "DELETE FROM tags WHERE repository = ? AND image = ? AND digest = ?", arguments: args)
+            try db.execute(sql: "DELETE FROM manifest_refs WHERE repository = ? AND image = ? AND manifest = ?", arguments: args)
+            try Self.dropImageIfEmpty(db, image)
+            return true
+        }
+    }
+
+    public func deleteTag(_ tag: String, in image: ImageRef) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM tags WHERE repository = ? AND image = ? AND tag = ?", arguments: [image.repository, image.image, tag])
+            return db.changesCount > 0
+        }
+    }
+
+    /// An image without manifests leaves the catalog.
+    private static func dropImageIfEmpty(_ db: Database, _ image: ImageRef) throws {
+        let any = try Bool.fetchOne(db, sql: "SELECT 1 FROM manifests WHERE repository = ? AND image = ? LIMIT 1", arguments: [image.repository, image.image])
+        if any == nil {
+            try db.execute(sql: "DELETE FROM images WHERE full_name = ?", arguments: [image.description])
+        }
+    }
+
+    public func tags(in image: ImageRef, after last: String?, limit: Int) async throws -> [String]? {
+        try await pool.read { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM images WHERE full_name = ?", arguments: [image.description]) != nil else {
+                return nil
+            }
+            return try String.fetchAll(
+                db, sql: "SELECT tag FROM tags WHERE repository = ? AND image = ? AND tag > ? ORDER BY tag LIMIT ?",
+                arguments: [image.repository, image.image, last ?? "", limit])
+        }
+    }
+
+    public func referrers(of digest: Digest, in image: ImageRef) async throws -> [ReferrerRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT digest, media_type, length(payload) AS size, artifact_type, annotations FROM manifests
+                    WHERE repository = ? AND image = ? AND subject = ? ORDER BY digest
+                    """,
+                arguments: [image.repository, image.image, digest.description]
+            ).map { row in
+                ReferrerRecord(
+                    digest: try Digest(parsing: row["digest"] as String), mediaType: row["media_type"], size: row["size"],
+                    artifactType: row["artifact_type"], annotationsJSON: row["annotations"])
+            }
+        }
+    }
+
+    public func catalog(repository: String?, after last: String?, limit: Int) async throws -> [ImageRef] {
+        try await pool.read { db in
+            let rows: [Row]
+            if let repository {
+                rows = try Row.fetchAll(
+                    db, sql: "SELECT repository, image FROM images WHERE repository = ? AND full_name > ? ORDER BY full_name LIMIT ?",
+                    arguments: [repository, last ?? "", limit])
+            } else {
+                rows = try Row.fetchAll(
+                    db, sql: "SELECT repository, image FROM images WHERE full_name > ? ORDER BY full_name LIMIT ?",
+                    arguments: [last ?? "", limit])
+            }
+            return rows.map { ImageRef(repository: $0["repository"], image: $0["image"]) }
+        }
+    }
+
+    // MARK: Upload sessions
+
+    public func createUpload(_ record: UploadRecord) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO uploads (id, repository, image, updated_at) VALUES (?, ?, ?, ?)",
+                arguments: [record.id, record.repository, record.image, record.updatedAt])
+        }
+    }
+
+    public func upload(id: String) async throws -> UploadRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT id, repository, image, updated_at FROM uploads WHERE id = ?", arguments: [id]).map {
+                UploadRecord(id: $0["id"], repository: $0["repository"], image: $0["image"], updatedAt: $0["updated_at"])
+            }
+        }
+    }
+
+    public func touchUpload(id: String, at time: Int64) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE uploads SET updated_at = ? WHERE id = ?", arguments: [time, id])
+        }
+    }
+
+    public func deleteUpload(id: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM uploads WHERE id = ?", arguments: [id])
+        }
+    }
+
+    public func uploads(updatedBefore time: Int64) async throws -> [UploadRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, repository, image, updated_at FROM uploads WHERE updated_at < ?", arguments: [time]).map {
+                UploadRecord(id: $0["id"], repository: $0["repository"], image: $0["image"], updatedAt: $0["updated_at"])
+            }
+        }
+    }
+
+    static func now() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec)
+    }
+}

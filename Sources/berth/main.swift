@@ -1,0 +1,95 @@
+import ArgumentParser
+import BerthServer
+import Foundation
+import Hummingbird
+import Logging
+
+@main
+struct Berth: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "berth",
+        abstract: "Berth: a Docker/OCI repository manager and the front door that routes clients to it.",
+        discussion: """
+            Run `berth serve` to start on the embedded defaults: 127.0.0.1:8081, data in ./berth-data \
+            (blobs in a folder, metadata in SQLite), one hosted repository `docker-hosted`.
+            """,
+        subcommands: [Serve.self, Config.self])
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the registry.",
+        discussion: """
+            Images are addressed as HOST:PORT/<repository>/<image>:<tag> (repository path) or, behind a \
+            reverse proxy, under /repository/<repository>/v2/ (Nexus path). SIGTERM or SIGINT stops \
+            gracefully: requests in flight finish, and nothing half-written ever becomes visible.
+            """)
+
+    @Option(help: "Address to listen on, HOST:PORT (default 127.0.0.1:8081, or the config file's `listen`).")
+    var listen: String?
+
+    @Option(help: "Folder for blobs and the SQLite database when the config file does not say otherwise.")
+    var data: String = BerthConfiguration.defaultDataDirectory
+
+    @Option(help: "YAML configuration file (keys in the README).")
+    var config: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func run() async throws {
+        var configuration: BerthConfiguration
+        do {
+            configuration = try config.map { try ConfigurationLoader.load(path: $0, dataDirectory: data) } ?? .defaults(dataDirectory: data)
+        } catch let error as ConfigurationError {
+            printError("berth: \(error)")
+            throw ExitCode(2)
+        }
+        if let listen {
+            guard let address = BerthConfiguration.ListenAddress(parsing: listen) else {
+                printError("berth: --listen must be HOST:PORT, got '\(listen)'")
+                throw ExitCode(2)
+            }
+            configuration.listen = address
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = logLevel
+            return handler
+        }
+        let logger = Logger(label: "berth")
+        let registry = try await BerthApplication.buildRegistry(configuration, logger: logger)
+        let app = BerthApplication.buildApplication(configuration, registry: registry, logger: logger)
+        try await app.runService()
+    }
+}
+
+struct Config: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Work with configuration files.",
+        subcommands: [Check.self])
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a configuration file; exits non-zero with FILE:LINE:COLUMN: reason on the first problem.")
+
+        @Argument(help: "The YAML configuration file.")
+        var file: String
+
+        func run() async throws {
+            do {
+                let config = try ConfigurationLoader.load(path: file)
+                print("\(file): ok (listen \(config.listen), \(config.repositories.count) repositories)")
+            } catch {
+                printError("berth: \(error)")
+                throw ExitCode(2)
+            }
+        }
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
