@@ -82,6 +82,11 @@ public struct AccessPath: Equatable, Sendable {
     /// under ``Method/repositoryPath``).
     public var route: DistributionRoute
 
+    public init(method: Method, route: DistributionRoute) {
+        self.method = method
+        self.route = route
+    }
+
     /// Parses a request path on the main listener.
     ///
     /// Tolerates what proxies in front of Nexus produce: `//v2` (nginx's `proxy_pass …/$request_uri`) and a

@@ -35,6 +35,15 @@ public struct ManifestInfo: Sendable, Equatable {
     /// Annotations, for the referrers list.
     public var annotations: [String: String]?
 
+    public init(mediaType: String, blobs: [Digest], manifests: [Digest], subject: Digest?, artifactType: String?, annotations: [String: String]?) {
+        self.mediaType = mediaType
+        self.blobs = blobs
+        self.manifests = manifests
+        self.subject = subject
+        self.artifactType = artifactType
+        self.annotations = annotations
+    }
+
     public var isIndex: Bool { MediaType.isIndex(mediaType) }
 }
 

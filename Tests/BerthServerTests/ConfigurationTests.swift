@@ -1,0 +1,64 @@
+import BerthServer
+import Testing
+
+@Suite("Configuration files")
+struct ConfigurationTests {
+    @Test func fullConfigParses() throws {
+        let config = try ConfigurationLoader.parse("""
+            listen: 0.0.0.0:9000
+            public_url: https://registry.example.com
+            trusted_proxies: [127.0.0.1/32, "::1"]
+            storage:
+              blobs: { type: filesystem, path: /srv/berth/blobs }
+              metadata: { type: sqlite, path: /srv/berth/berth.db }
+            uploads: { max_age: 60 }
+            server: { idle_timeout: 30 }
+            repositories:
+              - { name: docker-hosted-project, type: hosted }
+              - name: team-b
+            """, file: "berth.yml")
+        #expect(config.listen == .init(host: "0.0.0.0", port: 9000))
+        #expect(config.publicURL == "https://registry.example.com")
+        #expect(config.trustedProxies == ["127.0.0.1/32", "::1"])
+        #expect(config.blobs == .filesystem(path: "/srv/berth/blobs"))
+        #expect(config.metadata == .sqlite(path: "/srv/berth/berth.db"))
+        #expect(config.repositories.map(\.name) == ["docker-hosted-project", "team-b"])
+        #expect(config.uploadMaxAgeMinutes == 60)
+        #expect(config.idleTimeoutSeconds == 30)
+    }
+
+    @Test func emptyFileMeansDefaults() throws {
+        let config = try ConfigurationLoader.parse("", file: "empty.yml", dataDirectory: "/d")
+        #expect(config == BerthConfiguration.defaults(dataDirectory: "/d"))
+        #expect(config.repositories.map(\.name) == ["docker-hosted"])
+    }
+
+    @Test(arguments: [
+        ("listen: 1.2.3.4:8081\nbogus: 1\n", "berth.yml:2:1: unknown key 'bogus'"),
+        ("listen: nope\n", "berth.yml:1:9: listen must be HOST:PORT"),
+        ("repositories:\n  - { name: a }\n  - { name: a }\n", "berth.yml:3:13: repository 'a' is declared twice"),
+        ("repositories:\n  - { name: Bad }\n", "berth.yml:2:13: repository name 'Bad' is invalid"),
+        ("repositories:\n  - { name: hub, type: proxy }\n", "berth.yml:2:24: repository type 'proxy' is not supported"),
+        ("repositories:\n  - { name: x, type: weird }\n", "berth.yml:2:22: repository type 'weird' is unknown"),
+        ("storage:\n  blobs: { type: s3, path: x }\n", "berth.yml:2:18: storage.blobs.type 's3' is not supported"),
+        ("trusted_proxies: [10.0.0.0/33]\n", "berth.yml:1:19: '10.0.0.0/33' is not an address or CIDR block"),
+        ("listen: [unclosed\n", "berth.yml:2:1: invalid YAML"),
+        ("auth: { anonymous_pull: true }\n", "berth.yml:1:1: 'auth' is not supported by this version of Berth yet"),
+        ("- a\n- b\n", "berth.yml:1:1: the configuration must be a mapping"),
+    ])
+    func badConfigNamesFileLineAndReason(yaml: String, expected: String) {
+        #expect {
+            try ConfigurationLoader.parse(yaml, file: "berth.yml")
+        } throws: { error in
+            "\(error)".hasPrefix(expected)
+        }
+    }
+
+    @Test func missingFileIsAClearError() {
+        #expect {
+            try ConfigurationLoader.load(path: "/nonexistent/berth.yml")
+        } throws: { error in
+            "\(error)".hasPrefix("/nonexistent/berth.yml: cannot read the file")
+        }
+    }
+}
