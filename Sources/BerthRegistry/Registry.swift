@@ -17,7 +17,7 @@ public final class Registry: Sendable {
     public let metadata: any MetadataStore
     let tracker = UploadTracker()
     let logger: Logger
-    private let repositoryTable: NIOLockedValueBox<[String: RepositoryRecord]>
+    let repositoryTable: NIOLockedValueBox<[String: RepositoryRecord]>
 
     /// Creates the registry and makes sure the given repositories exist.
     public init(blobs: any BlobStore, metadata: any MetadataStore, repositories declared: [RepositoryRecord], logger: Logger) async throws {
@@ -63,5 +63,21 @@ public final class Registry: Sendable {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec)
+    }
+}
+
+extension Registry {
+    /// Adds repositories declared by a reloaded configuration (existing ones are kept as they are).
+    public func addRepositories(_ records: [RepositoryRecord]) {
+        Task { [metadata, logger] in
+            for record in records {
+                do { try await metadata.ensureRepository(record) } catch {
+                    logger.error("cannot record repository", metadata: ["repository": "\(record.name)", "error": "\(error)"])
+                }
+            }
+        }
+        repositoryTable.withLockedValue { table in
+            for record in records where table[record.name] == nil { table[record.name] = record }
+        }
     }
 }

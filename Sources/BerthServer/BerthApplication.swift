@@ -5,9 +5,12 @@ import BerthStorageFile
 import BerthStorageSQLite
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import ServiceLifecycle
+import UnixSignals
 
 /// Builds the pieces of a running Berth from a configuration; `berth serve` and the tests use the same builders.
 public enum BerthApplication {
@@ -36,26 +39,75 @@ public enum BerthApplication {
         return registry
     }
 
-    /// The HTTP application of the main listener.
+    /// The application of the main listener alone (in-process tests use it).
     public static func buildApplication(
         _ config: BerthConfiguration, registry: Registry, logger: Logger,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        let responder = BerthResponder(registry: registry, logger: logger)
-        let purger = UploadPurger(
+        let upstream = UpstreamProxy(logger: logger)
+        let responder = BerthResponder(registry: registry, frontDoor: FrontDoor(config), upstream: upstream, logger: logger)
+        return application(config.listen, server: .http1(configuration: http1(config)), responder: responder,
+                           services: [upstream, purger(config, registry, logger)], onServerRunning: onServerRunning, logger: logger)
+    }
+
+    /// Every listener of the configuration in one service group, with graceful shutdown on SIGTERM/SIGINT and
+    /// configuration reload on SIGHUP when `configPath` is given.
+    public static func run(_ config: BerthConfiguration, registry: Registry, configPath: String?, logger: Logger) async throws {
+        let frontDoor = FrontDoor(config)
+        let upstream = UpstreamProxy(logger: logger)
+        let responder = BerthResponder(registry: registry, frontDoor: frontDoor, upstream: upstream, logger: logger)
+        var services: [any Service] = [upstream, purger(config, registry, logger)]
+        services.append(application(config.listen, server: .http1(configuration: http1(config)), responder: responder, services: [], logger: logger))
+        var stores: [Int: CertificateStore] = [:]
+        for (address, tls) in extraListeners(config) {
+            var server = HTTPServerBuilder.http1(configuration: http1(config))
+            if let tls {
+                let store = try CertificateStore(tls)
+                stores[address.port] = store
+                server = try .tls(server, tlsConfiguration: store.serverConfiguration())
+            }
+            services.append(application(address, server: server, responder: responder, services: [], logger: logger))
+        }
+        if let configPath {
+            services.append(ConfigReloader(
+                path: configPath, current: config, registry: registry, frontDoor: frontDoor, certificates: stores, logger: logger))
+        }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+
+    /// Listeners besides the main one: `listeners:` and routes with `listen`.
+    static func extraListeners(_ config: BerthConfiguration) -> [(BerthConfiguration.ListenAddress, FrontDoorConfiguration.TLS?)] {
+        config.frontDoor.listeners.map { ($0.listen, $0.tls) }
+            + config.frontDoor.routes.compactMap { route in route.listen.map { ($0, route.tls) } }
+    }
+
+    /// Loads every certificate the configuration names, so `config check` finds what `serve` would.
+    public static func checkCertificates(_ config: BerthConfiguration) throws {
+        for (_, tls) in extraListeners(config) {
+            if let tls { _ = try CertificateStore(tls) }
+        }
+    }
+
+    private static func http1(_ config: BerthConfiguration) -> HTTP1Channel.Configuration {
+        .init(additionalChannelHandlers: [ExpectContinueHandler()], idleTimeout: .seconds(Int64(config.idleTimeoutSeconds)))
+    }
+
+    private static func purger(_ config: BerthConfiguration, _ registry: Registry, _ logger: Logger) -> UploadPurger {
+        UploadPurger(
             registry: registry, maxAge: Int64(config.uploadMaxAgeMinutes) * 60,
             interval: .seconds(min(3600, max(60, config.uploadMaxAgeMinutes * 60 / 4))), logger: logger)
-        return Application(
+    }
+
+    private static func application(
+        _ address: BerthConfiguration.ListenAddress, server: HTTPServerBuilder, responder: BerthResponder, services: [any Service],
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }, logger: Logger
+    ) -> Application<BerthResponder> {
+        Application(
             responder: responder,
-            server: .http1(configuration: .init(
-                additionalChannelHandlers: [ExpectContinueHandler()],
-                idleTimeout: .seconds(Int64(config.idleTimeoutSeconds)))),
-            configuration: .init(
-                address: .hostname(config.listen.host, port: config.listen.port),
-                serverName: nil,
-                backlog: 1024,
-                reuseAddress: true),
-            services: [purger],
+            server: server,
+            configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil, backlog: 1024, reuseAddress: true),
+            services: services,
             onServerRunning: onServerRunning,
             logger: logger)
     }

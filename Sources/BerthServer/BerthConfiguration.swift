@@ -63,6 +63,8 @@ public struct BerthConfiguration: Sendable, Equatable {
     public var uploadMaxAgeMinutes: Int
     /// Seconds a connection may stay silent before it is closed.
     public var idleTimeoutSeconds: Int
+    /// Extra listeners, routes and the containerd `ns` map.
+    public var frontDoor = FrontDoorConfiguration()
 
     public static let defaultListen = ListenAddress(host: "127.0.0.1", port: 8081)
     public static let defaultDataDirectory = "./berth-data"

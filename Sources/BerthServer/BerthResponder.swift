@@ -6,60 +6,131 @@ import Hummingbird
 import Logging
 import NIOCore
 
-/// The single responder of every listener: decides which surface a request is for and hands it over.
+/// The single responder of every listener: the front door decides which surface and repository a request is
+/// for, then hands it to the distribution controller, the upstream proxy or the regular surface.
 ///
 /// The route table of the distribution API is ``AccessPath``/``DistributionRoute`` (pure, table-tested);
-/// this type only glues them to HTTP.
+/// the front door's is ``RouteTable``. This type only glues them to HTTP.
 public struct BerthResponder: HTTPResponder {
     public typealias Context = BerthRequestContext
 
     let distribution: DistributionController
+    let frontDoor: FrontDoor
+    let upstream: UpstreamProxy
     let logger: Logger
 
-    public init(registry: Registry, logger: Logger) {
+    init(registry: Registry, frontDoor: FrontDoor, upstream: UpstreamProxy, logger: Logger) {
         distribution = DistributionController(registry: registry)
+        self.frontDoor = frontDoor
+        self.upstream = upstream
         self.logger = logger
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
+        let state = frontDoor.state
+        let listener = context.localPort.flatMap { state.listeners[$0] } ?? .init(isMain: true, isTLS: false)
         let path = Self.decodedPath(request.uri.path)
-        if let access = AccessPath.parse(path: path[...]) {
-            let namespace: ClientNamespace
-            switch access.method {
-            case .repositoryPath: namespace = ClientNamespace(kind: .repositoryPath)
-            case .nexusPath(let repository): namespace = ClientNamespace(kind: .nexusPath(repository: repository))
-            }
-            var response: Response
-            do {
-                if case .nexusPath(let repository) = access.method {
-                    _ = try distribution.registry.repository(repository)
-                }
-                response = try await distribution.respond(access.route, namespace: namespace, request: request)
-            } catch let error as RegistryError {
-                if error.code.status >= 500 { logger.error("request failed", metadata: ["error": "\(error)", "path": "\(path)"]) }
-                response = try error.response(from: request, context: context)
-            }
-            response.headers[.dockerAPIVersion] = "registry/2.0"
-            return response
+        let host = request.head.authority.map(RouteTable.normalizeHost)
+
+        var destination = state.routes.resolve(host: host, port: context.localPort)
+        if let ns = request.uri.queryParameters.get("ns"), let repository = state.routes.nsMap[String(ns)] {
+            // A containerd mirror request names the registry it mirrors; the map picks the repository.
+            destination = .repository(repository)
         }
-        return try regularSurface(path, request: request, context: context)
+        let trustedPeer = state.trustedProxies.contains(context.remoteAddress)
+        let origin = ClientOrigin(request: request, listenerIsTLS: listener.isTLS, trustedPeer: trustedPeer, publicURL: listener.isMain && destination == nil ? state.publicURL : nil)
+
+        switch destination {
+        case .upstream(let target):
+            // A pure reverse-proxy route forwards every path, so the upstream's own token realm works too.
+            return await upstream.forward(request, to: target, origin: origin, peer: context.remoteAddress)
+        case .repository(let r) where Self.isDockerPath(path):
+            return await docker(path, .bound(pull: r, push: r), request, context, trustedPeer: trustedPeer)
+        case .split(let pull, let push) where Self.isDockerPath(path):
+            return await docker(path, .bound(pull: pull, push: push), request, context, trustedPeer: trustedPeer)
+        case nil where !listener.isMain && Self.isDockerPath(path):
+            return registryError(RegistryError(.nameUnknown, "no repository is routed for this host name", detail: host), request, context)
+        default:
+            break
+        }
+        if let access = AccessPath.parse(path: path[...]) {
+            switch access.method {
+            case .repositoryPath:
+                return await distribution(access.route, ClientNamespace(kind: .repositoryPath, forwardedPrefix: forwardedPrefix(request, trustedPeer)), request, context)
+            case .nexusPath(let repository):
+                return await distribution(access.route, ClientNamespace(kind: .nexusPath(repository: repository), forwardedPrefix: forwardedPrefix(request, trustedPeer)), request, context, repository: repository)
+            }
+        }
+        return regularSurface(path, request: request, context: context)
+    }
+
+    /// `/v2` and `/v1` requests on an address bound to repositories.
+    private func docker(_ path: String, _ kind: ClientNamespace.Kind, _ request: Request, _ context: Context, trustedPeer: Bool) async -> Response {
+        guard path.hasPrefix("/v2"), let tail = AccessPath.v2Tail(path.dropFirst(3)), let route = DistributionRoute.parse(tail: tail) else {
+            return registryError(RegistryError(.nameUnknown, "no such registry endpoint", detail: String(path.prefix(200))), request, context)
+        }
+        let namespace = ClientNamespace(kind: kind, forwardedPrefix: forwardedPrefix(request, trustedPeer))
+        if case .bound(let pull, let push) = kind {
+            // Both sides must exist, whichever this request uses: a misrouted push must not fall elsewhere.
+            do {
+                _ = try distribution.registry.repository(pull)
+                _ = try distribution.registry.repository(push)
+            } catch {
+                return registryError(error, request, context)
+            }
+        }
+        return await distribution(route, namespace, request, context)
+    }
+
+    private func distribution(_ route: DistributionRoute, _ namespace: ClientNamespace, _ request: Request, _ context: Context, repository: String? = nil) async -> Response {
+        var response: Response
+        do {
+            if let repository { _ = try distribution.registry.repository(repository) }
+            response = try await distribution.respond(route, namespace: namespace, request: request)
+        } catch let error as RegistryError {
+            return registryError(error, request, context)
+        } catch {
+            logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            return registryError(RegistryError(.internalError, "internal error"), request, context)
+        }
+        response.headers[.dockerAPIVersion] = "registry/2.0"
+        return response
+    }
+
+    private func registryError(_ error: RegistryError, _ request: Request, _ context: Context) -> Response {
+        if error.code.status >= 500 { logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"]) }
+        var response = error.response(for: request)
+        response.headers[.dockerAPIVersion] = "registry/2.0"
+        return response
+    }
+
+    private func forwardedPrefix(_ request: Request, _ trustedPeer: Bool) -> String? {
+        guard trustedPeer, let prefix = request.headers[HTTPField.Name("X-Forwarded-Prefix")!] else { return nil }
+        return prefix.trimmingBlanks()
     }
 
     /// Everything that is not the distribution API: status endpoints for now.
-    private func regularSurface(_ path: String, request: Request, context: Context) throws -> Response {
+    private func regularSurface(_ path: String, request: Request, context: Context) -> Response {
         switch path {
         case "/", "/service/rest/v1/status":
             let body = path == "/" ? "Berth Docker/OCI repository manager. The registry API is at /v2/.\n" : ""
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .contentLength: String(body.utf8.count)], body: .init(byteBuffer: ByteBuffer(string: body)))
         default:
-            if path.hasPrefix("/v2") || path.hasPrefix("/repository/") {
+            if Self.isDockerPath(path) || path.hasPrefix("/repository/") {
                 // Under the registry's paths, unknown endpoints answer in the registry's error format.
-                var response = try RegistryError(.nameUnknown, "no such registry endpoint", detail: String(path.prefix(200))).response(from: request, context: context)
-                response.headers[.dockerAPIVersion] = "registry/2.0"
-                return response
+                return registryError(RegistryError(.nameUnknown, "no such registry endpoint", detail: String(path.prefix(200))), request, context)
             }
             return Response(status: .notFound, headers: [.contentType: "text/plain; charset=utf-8", .contentLength: "10"], body: .init(byteBuffer: ByteBuffer(string: "not found\n")))
         }
+    }
+
+    /// `/v2…` and `/v1…`: the paths the guide's nginx example sends to the Docker repository.
+    static func isDockerPath(_ path: String) -> Bool {
+        for prefix in ["/v2", "/v1"] where path.hasPrefix(prefix) {
+            let rest = path.dropFirst(3)
+            if rest.isEmpty || rest.first == "/" { return true }
+        }
+        return false
     }
 
     /// Percent-decodes the path (some clients encode the `:` of digests); plain paths pass untouched.

@@ -12,15 +12,30 @@ struct ClientNamespace: Sendable, Equatable {
         case repositoryPath
         /// `/repository/<repo>/v2/<image>`: the repository is in the path prefix.
         case nexusPath(repository: String)
+        /// `/v2/<image>` on an address a route binds to repositories (port, host, subdomain): reads go to
+        /// `pull`, writes to `push` (the same repository unless the route splits them).
+        case bound(pull: String, push: String)
+    }
+
+    /// Whether a request reads or writes; decided once per request from the route and method.
+    enum Access: Sendable {
+        case read, write
     }
 
     var kind: Kind
+    /// What the current request does (set once per request by the controller).
+    var access: Access = .read
+    /// `X-Forwarded-Prefix` of a trusted proxy: what the client sees in place of Berth's own prefix.
+    var forwardedPrefix: String? = nil
 
     /// The path up to and including `v2/`, as the client sends it.
     var v2Prefix: String {
+        if let forwardedPrefix {
+            return (forwardedPrefix.hasSuffix("/") ? String(forwardedPrefix.dropLast()) : forwardedPrefix) + "/v2/"
+        }
         switch kind {
-        case .repositoryPath: "/v2/"
-        case .nexusPath(let repository): "/repository/\(repository)/v2/"
+        case .repositoryPath, .bound: return "/v2/"
+        case .nexusPath(let repository): return "/repository/\(repository)/v2/"
         }
     }
 
@@ -29,6 +44,7 @@ struct ClientNamespace: Sendable, Equatable {
         switch kind {
         case .repositoryPath: nil
         case .nexusPath(let repository): repository
+        case .bound(let pull, _): pull
         }
     }
 
@@ -37,6 +53,8 @@ struct ClientNamespace: Sendable, Equatable {
         switch kind {
         case .nexusPath(let repository):
             return ImageRef(repository: repository, image: name)
+        case .bound(let pull, let push):
+            return ImageRef(repository: access == .read ? pull : push, image: name)
         case .repositoryPath:
             guard let slash = name.firstIndex(of: "/") else {
                 // A bare repository name: say what is wrong in the client's terms.
@@ -51,7 +69,7 @@ struct ClientNamespace: Sendable, Equatable {
     func clientName(_ image: ImageRef) -> String {
         switch kind {
         case .repositoryPath: image.description
-        case .nexusPath: image.image
+        case .nexusPath, .bound: image.image
         }
     }
 
@@ -59,7 +77,7 @@ struct ClientNamespace: Sendable, Equatable {
     func catalogKey(_ clientLast: String) -> String {
         switch kind {
         case .repositoryPath: clientLast
-        case .nexusPath(let repository): "\(repository)/\(clientLast)"
+        case .nexusPath(let repository), .bound(let repository, _): "\(repository)/\(clientLast)"
         }
     }
 

@@ -6,6 +6,13 @@ import Yams
 
 /// A configuration problem, located in its file.
 public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    public init(file: String, line: Int? = nil, column: Int? = nil, reason: String) {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.reason = reason
+    }
+
     public var file: String
     public var line: Int?
     public var column: Int?
@@ -47,6 +54,8 @@ public enum ConfigurationLoader {
         guard let root else { return config }
         let reader = Reader(file: file)
         let top = try reader.mapping(root, "the configuration")
+        var routesNode: Node?
+        var nsMapNode: Node?
         try reader.allowOnly(top, ["listen", "public_url", "trusted_proxies", "storage", "repositories", "uploads", "server", "auth", "listeners", "routes", "ns_map"])
         for (key, value) in top {
             switch key.string ?? "" {
@@ -84,13 +93,176 @@ public enum ConfigurationLoader {
                 if let timeout = map["idle_timeout"] {
                     config.idleTimeoutSeconds = try reader.integer(timeout, "server.idle_timeout", min: 1)
                 }
+            case "listeners":
+                config.frontDoor.listeners = try reader.sequence(value, "listeners").map { node throws(ConfigurationError) in
+                    let m = try reader.mapping(node, "a listener")
+                    try reader.allowOnly(m, ["listen", "tls"])
+                    guard let listen = m["listen"] else { throw reader.error(node, "a listener needs listen: HOST:PORT") }
+                    return .init(listen: try address(listen, reader), tls: try m["tls"].map { n throws(ConfigurationError) in try tls(n, reader) })
+                }
+            case "routes":
+                routesNode = value
+            case "ns_map":
+                let m = try reader.mapping(value, "ns_map")
+                for (k, v) in m {
+                    config.frontDoor.nsMap[try reader.string(k, "a registry name").lowercased()] = try reader.string(v, "a repository name")
+                }
+                nsMapNode = value
             default:
                 // Known keys of later features: refused rather than silently ignored, so nobody believes
-                // that access control or routing is in force when it is not.
+                // that access control is in force when it is not.
                 throw reader.error(key, "'\(key.string ?? "")' is not supported by this version of Berth yet")
             }
         }
+        // Routes last: they refer to repositories and ports declared anywhere in the file.
+        if let routesNode {
+            config.frontDoor.routes = try routes(routesNode, reader, config: config)
+        }
+        let known = Set(config.repositories.map(\.name))
+        if let nsMapNode, case .mapping(let m) = nsMapNode {
+            for (_, v) in m where !known.contains(v.string ?? "") {
+                throw reader.error(v, "ns_map names repository '\(v.string ?? "")', which is not declared in repositories")
+            }
+        }
+        var listenerPorts: Set<Int> = [config.listen.port]
+        for listener in config.frontDoor.listeners where !listenerPorts.insert(listener.listen.port).inserted {
+            throw ConfigurationError(file: file, reason: "port \(listener.listen.port) has two listeners (listen and listeners must use distinct ports)")
+        }
         return config
+    }
+
+    private static func address(_ node: Node, _ reader: Reader) throws(ConfigurationError) -> BerthConfiguration.ListenAddress {
+        let text = try reader.string(node, "listen")
+        guard let address = BerthConfiguration.ListenAddress(parsing: text) else {
+            throw reader.error(node, "listen must be HOST:PORT, e.g. 0.0.0.0:8086")
+        }
+        return address
+    }
+
+    /// `{cert, key}` or `{certificates: [{cert, key, names}]}`.
+    private static func tls(_ node: Node, _ reader: Reader) throws(ConfigurationError) -> FrontDoorConfiguration.TLS {
+        let m = try reader.mapping(node, "tls")
+        try reader.allowOnly(m, ["cert", "key", "names", "certificates"])
+        func certificate(_ m: Node.Mapping, _ at: Node) throws(ConfigurationError) -> FrontDoorConfiguration.Certificate {
+            guard let certNode = m["cert"], let keyNode = m["key"] else { throw reader.error(at, "a certificate needs cert and key (PEM files)") }
+            let cert = try reader.string(certNode, "cert")
+            let key = try reader.string(keyNode, "key")
+            for (path, n) in [(cert, certNode), (key, keyNode)] where !FileManager.default.isReadableFile(atPath: path) {
+                throw reader.error(n, "cannot read '\(path)'")
+            }
+            let names = try m["names"].map { n throws(ConfigurationError) in
+                try reader.sequence(n, "names").map { x throws(ConfigurationError) in try reader.string(x, "a host name").lowercased() }
+            }
+            return .init(cert: cert, key: key, names: names)
+        }
+        if let list = m["certificates"] {
+            guard m["cert"] == nil, m["key"] == nil else { throw reader.error(node, "use either cert/key or certificates, not both") }
+            let items = try reader.sequence(list, "certificates")
+            guard !items.isEmpty else { throw reader.error(list, "certificates must list at least one certificate") }
+            return .init(certificates: try items.map { n throws(ConfigurationError) in try certificate(try reader.mapping(n, "a certificate"), n) })
+        }
+        return .init(certificates: [try certificate(m, node)])
+    }
+
+    private static func routes(_ node: Node, _ reader: Reader, config: BerthConfiguration) throws(ConfigurationError) -> [FrontDoorConfiguration.Route] {
+        let known = Set(config.repositories.map(\.name))
+        func repository(_ n: Node) throws(ConfigurationError) -> String {
+            let name = try reader.string(n, "a repository")
+            guard known.contains(name) else { throw reader.error(n, "route refers to repository '\(name)', which is not declared in repositories") }
+            return name
+        }
+        var seen: [FrontDoorConfiguration.Match: Int] = [:]
+        var listenPorts: Set<Int> = [config.listen.port]
+        for listener in config.frontDoor.listeners { listenPorts.insert(listener.listen.port) }
+        var result: [FrontDoorConfiguration.Route] = []
+        for item in try reader.sequence(node, "routes") {
+            let m = try reader.mapping(item, "a route")
+            try reader.allowOnly(m, ["listen", "host", "tls", "repository", "pull", "push", "upstream", "preserve_host", "connect_timeout", "read_timeout"])
+            var route: FrontDoorConfiguration.Route
+            var captures = false
+            switch (m["listen"], m["host"]) {
+            case (let listen?, nil):
+                let address = try address(listen, reader)
+                guard listenPorts.insert(address.port).inserted else {
+                    throw reader.error(listen, "port \(address.port) already has a listener; a route with listen owns its port")
+                }
+                route = .init(match: .port(address.port), endpoint: .subdomain, listen: address, tls: try m["tls"].map { n throws(ConfigurationError) in try tls(n, reader) })
+            case (nil, let hostNode?):
+                if let t = m["tls"] { throw reader.error(t, "tls belongs to a listener: put it on a route with listen, or in listeners") }
+                let pattern = try reader.string(hostNode, "host").lowercased()
+                let match: FrontDoorConfiguration.Match
+                if pattern.hasPrefix("{repo}.") {
+                    match = .wildcard(suffix: String(pattern.dropFirst(6)))
+                    captures = true
+                } else if pattern.hasPrefix("*.") {
+                    match = .wildcard(suffix: String(pattern.dropFirst(1)))
+                } else {
+                    match = .host(pattern)
+                }
+                let bare: String
+                switch match {
+                case .wildcard(let suffix): bare = String(suffix.dropFirst())
+                case .host(let h): bare = h
+                case .port: bare = ""
+                }
+                guard Self.isHostName(bare) else {
+                    throw reader.error(hostNode, "'\(pattern)' is not a host name, *.suffix or {repo}.suffix")
+                }
+                route = .init(match: match, endpoint: .subdomain)
+            case (nil, nil):
+                throw reader.error(item, "a route needs listen (a port) or host (a host name)")
+            case (_?, _?):
+                throw reader.error(item, "a route matches either listen or host, not both (host routes apply on every listener)")
+            }
+            route.line = item.mark?.line
+            let targets = ["repository", "pull", "upstream"].filter { m[$0] != nil }
+            if captures {
+                guard targets.isEmpty, m["push"] == nil else {
+                    throw reader.error(item, "a {repo} route takes its repository from the host name; remove repository/pull/push/upstream")
+                }
+            } else if let r = m["repository"] {
+                guard targets.count == 1, m["push"] == nil else { throw reader.error(item, "a route has one of repository, pull+push or upstream") }
+                route.endpoint = .repository(try repository(r))
+            } else if let pull = m["pull"] {
+                guard targets.count == 1, let push = m["push"] else { throw reader.error(item, "pull needs push (and neither repository nor upstream)") }
+                route.endpoint = .split(pull: try repository(pull), push: try repository(push))
+            } else if let u = m["upstream"] {
+                guard targets.count == 1, m["push"] == nil else { throw reader.error(item, "a route has one of repository, pull+push or upstream") }
+                let url = try reader.string(u, "upstream")
+                guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+                    throw reader.error(u, "upstream must be an http or https URL, e.g. http://nexus:8081/repository/docker-repo/")
+                }
+                var upstream = FrontDoorConfiguration.Upstream(url: url)
+                if let p = m["preserve_host"] {
+                    guard let b = p.bool else { throw reader.error(p, "preserve_host must be true or false") }
+                    upstream.preserveHost = b
+                }
+                if let c = m["connect_timeout"] { upstream.connectTimeoutSeconds = try reader.integer(c, "connect_timeout", min: 1) }
+                if let r = m["read_timeout"] { upstream.readTimeoutSeconds = try reader.integer(r, "read_timeout", min: 1) }
+                route.endpoint = .upstream(upstream)
+            } else {
+                throw reader.error(item, "a route needs repository, pull+push or upstream (or a {repo}.suffix host)")
+            }
+            if !targets.contains("upstream") {
+                for key in ["preserve_host", "connect_timeout", "read_timeout"] where m[key] != nil {
+                    throw reader.error(m[key]!, "\(key) applies to upstream routes only")
+                }
+            }
+            if let first = seen.updateValue(item.mark?.line ?? 0, forKey: route.match) {
+                throw reader.error(item, "this route matches the same \(route.listen == nil ? "host" : "port") as the route on line \(first)")
+            }
+            result.append(route)
+        }
+        return result
+    }
+
+    /// Letters, digits, `-` and `.`, with at least one dot-separated label.
+    static func isHostName(_ text: String) -> Bool {
+        guard !text.isEmpty, text.count <= 253 else { return false }
+        return text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            !label.isEmpty && label.count <= 63 && label.first != "-" && label.last != "-"
+                && label.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 }
+        }
     }
 
     private static func storage(_ node: Node, _ reader: Reader, into config: inout BerthConfiguration) throws(ConfigurationError) {

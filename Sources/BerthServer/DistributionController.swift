@@ -14,6 +14,8 @@ struct DistributionController: Sendable {
     static let downloadChunk = 1 << 20
 
     func respond(_ route: DistributionRoute, namespace: ClientNamespace, request: Request) async throws -> Response {
+        var namespace = namespace
+        namespace.access = Self.access(route, request.method)
         switch (route, request.method) {
         case (.base, .get), (.base, .head):
             return Response(status: .ok, headers: [.contentType: "application/json", .contentLength: "2"], body: request.method == .head ? ResponseBody() : .init(byteBuffer: ByteBuffer(string: "{}")))
@@ -49,6 +51,14 @@ struct DistributionController: Sendable {
             return try await referrers(name, try Digest(parsing: digest), namespace: namespace, request: request)
         default:
             throw RegistryError(.unsupported, "method \(request.method) is not supported here")
+        }
+    }
+
+    /// The one place that maps a request to read or write: uploads and every non-GET/HEAD method write.
+    static func access(_ route: DistributionRoute, _ method: HTTPRequest.Method) -> ClientNamespace.Access {
+        switch route {
+        case .uploadStart, .upload: .write
+        default: method == .get || method == .head ? .read : .write
         }
     }
 
@@ -141,8 +151,7 @@ struct DistributionController: Sendable {
         let query = request.uri.queryParameters
         if let mount = query.get("mount") {
             let digest = try Digest(parsing: mount)
-            if let from = query.get("from"), let source = try? namespace.image(from, registry: registry),
-               try await registry.mountBlob(digest, from: source, to: ref) {
+            if let from = query.get("from"), try await mountBlob(digest, from: from, to: ref, namespace) {
                 return Response(status: .created, headers: [
                     .location: namespace.blobPath(name, digest), .dockerContentDigest: digest.description, .contentLength: "0",
                 ])
@@ -158,6 +167,22 @@ struct DistributionController: Sendable {
         }
         let status = try await registry.startUpload(in: ref)
         return uploadResponse(.accepted, name, status, namespace)
+    }
+
+    /// Mounts from `from` as the client names it; on a split endpoint the push side is tried, then the pull side.
+    private func mountBlob(_ digest: Digest, from: String, to target: ImageRef, _ namespace: ClientNamespace) async throws -> Bool {
+        var sides = [namespace]
+        if case .bound = namespace.kind {
+            var readSide = namespace
+            readSide.access = .read
+            sides.append(readSide)
+        }
+        for side in sides {
+            if let source = try? side.image(from, registry: registry), try await registry.mountBlob(digest, from: source, to: target) {
+                return true
+            }
+        }
+        return false
     }
 
     private func patchUpload(_ name: String, _ id: String, namespace: ClientNamespace, request: Request) async throws -> Response {

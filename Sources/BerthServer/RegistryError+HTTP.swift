@@ -7,6 +7,11 @@ extension RegistryError: HTTPResponseError {
     public var status: HTTPResponse.Status { .init(code: code.status) }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
+        response(for: request)
+    }
+
+    /// The error as a response to `request` (no body for `HEAD`).
+    func response(for request: Request) -> Response {
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8", .dockerAPIVersion: "registry/2.0"]
         if code == .unauthorized {
             headers[.wwwAuthenticate] = "Basic realm=\"Berth\""

@@ -59,8 +59,13 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "berth")
         let registry = try await BerthApplication.buildRegistry(configuration, logger: logger)
-        let app = BerthApplication.buildApplication(configuration, registry: registry, logger: logger)
-        try await app.runService()
+        do {
+            try BerthApplication.checkCertificates(configuration)
+        } catch {
+            printError("berth: \(config ?? "configuration"): \(error)")
+            throw ExitCode(2)
+        }
+        try await BerthApplication.run(configuration, registry: registry, configPath: config, logger: logger)
     }
 }
 
@@ -71,7 +76,8 @@ struct Config: AsyncParsableCommand {
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Validate a configuration file; exits non-zero with FILE:LINE:COLUMN: reason on the first problem.")
+            abstract: "Validate a configuration file and the certificates it names.",
+            discussion: "Prints FILE: ok, or FILE:LINE:COLUMN: reason for the first problem and exits with status 2. Send SIGHUP to a running berth serve --config FILE to apply a changed file.")
 
         @Argument(help: "The YAML configuration file.")
         var file: String
@@ -79,7 +85,12 @@ struct Config: AsyncParsableCommand {
         func run() async throws {
             do {
                 let config = try ConfigurationLoader.load(path: file)
-                print("\(file): ok (listen \(config.listen), \(config.repositories.count) repositories)")
+                do {
+                    try BerthApplication.checkCertificates(config)
+                } catch {
+                    throw ConfigurationError(file: file, reason: "\(error)")
+                }
+                print("\(file): ok (listen \(config.listen), \(config.repositories.count) repositories, \(config.frontDoor.routes.count) routes)")
             } catch {
                 printError("berth: \(error)")
                 throw ExitCode(2)

@@ -1,0 +1,157 @@
+import AsyncHTTPClient
+import BerthCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+
+/// A streaming reverse proxy to external registries (`upstream:` routes).
+///
+/// Bodies flow through in both directions with backpressure and no size limit; nothing is buffered whole.
+/// Headers follow the guide's proxies: `Host` preserved, `X-Forwarded-For/Proto/Host`, `X-Real-IP`. A
+/// `Location` or token realm that points at the upstream is rewritten to the client's address.
+final class UpstreamProxy: Service, Sendable {
+    private struct TimeoutKey: Hashable {
+        var connect: Int
+        var read: Int
+    }
+
+    private let clients = NIOLockedValueBox<[TimeoutKey: HTTPClient]>([:])
+    private let logger: Logger
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    /// Hop-by-hop headers (RFC 9110 §7.6.1) and the ones set here; never forwarded.
+    private static let dropped: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+        "transfer-encoding", "upgrade", "host", "expect", "content-length",
+    ]
+
+    func forward(_ request: Request, to upstream: FrontDoorConfiguration.Upstream, origin: ClientOrigin, peer: SocketAddress?) async -> Response {
+        let base = upstream.url.hasSuffix("/") ? String(upstream.url.dropLast()) : upstream.url
+        var target = base + request.uri.path
+        if let query = request.uri.query, !query.isEmpty { target += "?" + query }
+        var outbound = HTTPClientRequest(url: target)
+        outbound.method = HTTPMethod(rawValue: request.method.rawValue)
+        for field in request.headers where !Self.dropped.contains(field.name.canonicalName) {
+            outbound.headers.add(name: field.name.rawName, value: field.value)
+        }
+        if upstream.preserveHost, let authority = request.head.authority {
+            outbound.headers.replaceOrAdd(name: "Host", value: authority)
+        }
+        let peerIP = peer?.ipAddress
+        if let peerIP {
+            let chain = request.headers[.xForwardedFor].map { "\($0), \(peerIP)" } ?? peerIP
+            outbound.headers.replaceOrAdd(name: "X-Forwarded-For", value: chain)
+            outbound.headers.replaceOrAdd(name: "X-Real-IP", value: peerIP)
+        }
+        outbound.headers.replaceOrAdd(name: "X-Forwarded-Proto", value: origin.scheme)
+        if let authority = origin.authority { outbound.headers.replaceOrAdd(name: "X-Forwarded-Host", value: authority) }
+        if let length = request.headers[.contentLength].flatMap({ Int64($0) }) {
+            if length > 0 { outbound.body = .stream(request.body, length: .known(length)) }
+        } else if request.headers[.transferEncoding] != nil {
+            outbound.body = .stream(request.body, length: .unknown)
+        }
+
+        let response: HTTPClientResponse
+        do {
+            response = try await client(for: upstream).execute(outbound, timeout: .hours(24), logger: logger)
+        } catch {
+            return failure(error, upstream: upstream, request: request)
+        }
+        var headers = HTTPFields()
+        for (name, value) in response.headers where !Self.dropped.contains(name.lowercased()) || name.lowercased() == "content-length" {
+            guard let fieldName = HTTPField.Name(name) else { continue }
+            switch fieldName {
+            case .location: headers.append(HTTPField(name: fieldName, value: Self.rewrite(value, base: base, origin: origin)))
+            case .wwwAuthenticate: headers.append(HTTPField(name: fieldName, value: Self.rewriteRealm(value, base: base, origin: origin)))
+            default: headers.append(HTTPField(name: fieldName, value: value))
+            }
+        }
+        let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
+        if request.method == .head || status == .noContent || status == .notModified {
+            return Response(status: status, headers: headers)
+        }
+        return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: response.body))
+    }
+
+    /// An upstream URL (absolute, or a path under the upstream's base) as the client must see it.
+    static func rewrite(_ value: String, base: String, origin: ClientOrigin) -> String {
+        if value.hasPrefix(base + "/") || value == base {
+            return "/" + value.dropFirst(base.count).drop { $0 == "/" }
+        }
+        let basePath = path(of: base)
+        if !basePath.isEmpty, value.hasPrefix(basePath + "/") {
+            return "/" + value.dropFirst(basePath.count).drop { $0 == "/" }
+        }
+        return value
+    }
+
+    /// `Bearer realm="<upstream>/token",…` → `realm="<client origin>/token"`.
+    static func rewriteRealm(_ value: String, base: String, origin: ClientOrigin) -> String {
+        guard let clientBase = origin.base, let start = value.range(of: "realm=\"") else { return value }
+        guard let end = value[start.upperBound...].firstIndex(of: "\"") else { return value }
+        let realm = String(value[start.upperBound..<end])
+        let rewritten = rewrite(realm, base: base, origin: origin)
+        guard rewritten != realm else { return value }
+        return value.replacingCharacters(in: start.upperBound..<end, with: clientBase + rewritten)
+    }
+
+    /// The path part of an absolute URL without its trailing slash (`http://h:1/a/b/` → `/a/b`).
+    private static func path(of url: String) -> String {
+        guard let schemeEnd = url.range(of: "://") else { return "" }
+        let rest = url[schemeEnd.upperBound...]
+        guard let slash = rest.firstIndex(of: "/") else { return "" }
+        var p = String(rest[slash...])
+        while p.hasSuffix("/") { p.removeLast() }
+        return p
+    }
+
+    private func failure(_ error: any Error, upstream: FrontDoorConfiguration.Upstream, request: Request) -> Response {
+        let timedOut: Bool
+        if let e = error as? HTTPClientError {
+            timedOut = e == .readTimeout || e == .connectTimeout || e == .deadlineExceeded
+        } else {
+            timedOut = "\(error)".lowercased().contains("timeout") || "\(error)".lowercased().contains("timed out")
+        }
+        logger.warning("upstream request failed", metadata: ["upstream": "\(upstream.url)", "error": "\(error)"])
+        let code = timedOut ? Self.gatewayTimeout : Self.badGateway
+        var response = RegistryError(code, detail: "\(upstream.url): \(error)").response(for: request)
+        response.headers[.dockerAPIVersion] = "registry/2.0"
+        return response
+    }
+
+    static let badGateway = RegistryError.Code("UNAVAILABLE", status: 502, message: "the upstream registry cannot be reached")
+    static let gatewayTimeout = RegistryError.Code("UNAVAILABLE", status: 504, message: "the upstream registry did not answer in time")
+
+    private func client(for upstream: FrontDoorConfiguration.Upstream) -> HTTPClient {
+        let key = TimeoutKey(connect: upstream.connectTimeoutSeconds, read: upstream.readTimeoutSeconds)
+        return clients.withLockedValue { clients in
+            if let client = clients[key] { return client }
+            var configuration = HTTPClient.Configuration(
+                redirectConfiguration: .disallow,
+                timeout: .init(connect: .seconds(Int64(key.connect)), read: .seconds(Int64(key.read))),
+                decompression: .disabled)
+            configuration.httpVersion = .http1Only
+            let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+            clients[key] = client
+            return client
+        }
+    }
+
+    /// Runs until shutdown, then closes the upstream connections.
+    func run() async throws {
+        try? await gracefulShutdown()
+        let all = clients.withLockedValue { clients in
+            defer { clients = [:] }
+            return Array(clients.values)
+        }
+        for client in all { try? await client.shutdown() }
+    }
+}
