@@ -57,9 +57,11 @@ public enum DistributionRoute: Equatable, Sendable {
         }
         guard n >= 3 else { return nil }
         let last = String(segments[n - 1])
+        // An empty last segment (`blobs/`, `referrers/`) is no endpoint.
+        guard !last.isEmpty else { return nil }
         switch segments[n - 2] {
         case "blobs": return name(dropping: 2).map { .blob(name: $0, digest: last) }
-        case "manifests": return last.isEmpty ? nil : name(dropping: 2).map { .manifest(name: $0, reference: last) }
+        case "manifests": return name(dropping: 2).map { .manifest(name: $0, reference: last) }
         case "referrers": return name(dropping: 2).map { .referrers(name: $0, digest: last) }
         case "tags" where last == "list": return name(dropping: 2).map { .tagsList(name: $0) }
         default: return nil
@@ -101,10 +103,11 @@ public struct AccessPath: Equatable, Sendable {
         guard let slash = rest.firstIndex(of: "/") else { return nil }
         let repository = rest[..<slash]
         rest = rest[slash...]
-        let doubled = "/repository/" + repository
+        // The doubled prefix must name the same repository as a whole segment (`repository/r/`, not `repository/rv2`).
+        let doubled = "repository/" + repository + "/"
         while true {
             rest = rest.drop(while: { $0 == "/" })
-            if rest.hasPrefix(doubled.dropFirst()) {
+            if rest.hasPrefix(doubled) {
                 rest = rest.dropFirst(doubled.count - 1)
                 continue
             }

@@ -70,7 +70,7 @@ public enum ManifestParser {
     ///   - bytes: the exact body received.
     ///   - contentType: the request's `Content-Type`, if any.
     /// - Returns: the manifest's media type and references.
-    /// - Throws: ``RegistryError`` with `MANIFEST_INVALID` (or `DIGEST_INVALID` for a malformed reference).
+    /// - Throws: ``RegistryError`` with `MANIFEST_INVALID` (also for a malformed digest in a descriptor).
     public static func parse(_ bytes: [UInt8], contentType: String?) throws(RegistryError) -> ManifestInfo {
         guard bytes.count <= maxSize else {
             throw RegistryError(.manifestTooLarge, "manifest exceeds \(maxSize) bytes")

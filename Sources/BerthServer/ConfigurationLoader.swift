@@ -145,8 +145,8 @@ public enum ConfigurationLoader {
         try reader.allowOnly(m, ["cert", "key", "names", "certificates"])
         func certificate(_ m: Node.Mapping, _ at: Node) throws(ConfigurationError) -> FrontDoorConfiguration.Certificate {
             guard let certNode = m["cert"], let keyNode = m["key"] else { throw reader.error(at, "a certificate needs cert and key (PEM files)") }
-            let cert = try reader.string(certNode, "cert")
-            let key = try reader.string(keyNode, "key")
+            let cert = reader.resolve(try reader.string(certNode, "cert"))
+            let key = reader.resolve(try reader.string(keyNode, "key"))
             for (path, n) in [(cert, certNode), (key, keyNode)] where !FileManager.default.isReadableFile(atPath: path) {
                 throw reader.error(n, "cannot read '\(path)'")
             }
@@ -342,6 +342,13 @@ public enum ConfigurationLoader {
     /// Typed access to YAML nodes with located errors.
     struct Reader {
         let file: String
+
+        /// A path relative to the configuration file's folder (certificates sit next to the config).
+        func resolve(_ path: String) -> String {
+            guard !path.hasPrefix("/") else { return path }
+            let folder = (file as NSString).deletingLastPathComponent
+            return folder.isEmpty ? path : folder + "/" + path
+        }
 
         func error(_ node: Node, _ reason: String) -> ConfigurationError {
             ConfigurationError(file: file, line: node.mark?.line, column: node.mark?.column, reason: reason)

@@ -17,7 +17,7 @@ import Glibc
 ///   sha512/cd/cd34…        (one folder per algorithm, fanned out by the first two hex digits)
 ///   _uploads/<id>          data of an upload in progress; never read as a blob
 /// ```
-/// A blob becomes visible only by `rename(2)` of a complete, fsynced upload file into `blobs/`, so a crash
+/// A blob becomes visible only by `rename(2)` of a complete, fsynced upload file to its digest path, so a crash
 /// at any point leaves either the whole blob or nothing, and `_uploads` never holds a committed blob. Durability: the upload file is fsynced before the
 /// rename and the target folder after it, so an acknowledged push survives power loss.
 public struct FileBlobStore: BlobStore {

@@ -13,7 +13,7 @@ struct Berth: AsyncParsableCommand {
             Run `berth serve` to start on the embedded defaults: 127.0.0.1:8081, data in ./berth-data \
             (blobs in a folder, metadata in SQLite), one hosted repository `docker-hosted`.
             """,
-        subcommands: [Serve.self, Config.self])
+        subcommands: [Serve.self, Config.self, ProxyConfig.self])
 }
 
 struct Serve: AsyncParsableCommand {
@@ -96,6 +96,43 @@ struct Config: AsyncParsableCommand {
                 throw ExitCode(2)
             }
         }
+    }
+}
+
+struct ProxyConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy-config",
+        abstract: "Print an nginx or Apache httpd configuration equivalent to Berth's routes.",
+        discussion: """
+            For those who keep an external reverse proxy in front of Berth: every port and host route of the \
+            configuration becomes a server (nginx) or virtual host (Apache) that maps it to Berth's Nexus-path \
+            URLs /repository/<repo>/ on the main listener, in the shape of Sonatype's reverse-proxy guide.
+            """)
+
+    @Argument(help: "nginx or apache")
+    var flavor: String
+
+    @Option(help: "Berth's YAML configuration file (its routes are translated).")
+    var config: String
+
+    @Option(help: "Address at which the proxy reaches Berth's main listener (default: the config's listen).")
+    var backend: String?
+
+    func run() async throws {
+        guard let flavor = ProxyConfigGenerator.Flavor(rawValue: flavor) else {
+            printError("berth: proxy-config takes nginx or apache, got '\(flavor)'")
+            throw ExitCode(2)
+        }
+        let configuration: BerthConfiguration
+        do {
+            configuration = try ConfigurationLoader.load(path: config)
+        } catch {
+            printError("berth: \(error)")
+            throw ExitCode(2)
+        }
+        var listen = configuration.listen
+        if listen.host == "0.0.0.0" || listen.host == "::" { listen.host = "127.0.0.1" }
+        print(ProxyConfigGenerator.generate(configuration, flavor: flavor, backend: backend ?? listen.description), terminator: "")
     }
 }
 
