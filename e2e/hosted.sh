@@ -577,9 +577,11 @@ scenario_skopeo() {
 
 # Chunked upload (POST, PATCH, PATCH, PUT ?digest) as done by docker/containerd.
 # URL_BASE: scheme://host:port the client talks to; API: path up to the image
-# name, e.g. /v2/docker-hosted/e2e/chunk.
+# name, e.g. /v2/docker-hosted/e2e/chunk; UPLOAD_PATH (optional): the path the
+# upload Location must point into (the Nexus path keeps its own prefix, so
+# that nginx's "location /" passes it back unchanged).
 scenario_chunked_upload() {
-  local url_base=$1 api=$2 label=$3
+  local url_base=$1 api=$2 label=$3 upload_path=${4:-}
   local f="$WORK/chunk-${label// /-}.bin"
   head -c $((5 * 1024 * 1024 + 12345)) /dev/urandom >"$f"
   local size; size=$(stat -c %s "$f")
@@ -603,6 +605,14 @@ scenario_chunked_upload() {
   check_status "$label: POST $api/blobs/uploads/ starts a session" 202 "POST $url_base$api/blobs/uploads/" || return 0
   local loc
   loc=$(next_location "$url_base") || { not_ok "$label: upload session has a Location"; return 0; }
+  if [ -n "$upload_path" ]; then
+    local path; path=$(header Location | sed -E 's|^https?://[^/]*||')
+    if [[ $path == "$upload_path"* ]]; then
+      ok "$label: upload Location is under $upload_path"
+    else
+      not_ok "$label: upload Location is under $upload_path (got $(header Location))"
+    fi
+  fi
 
   http PATCH "$loc" -H 'Content-Type: application/octet-stream' \
     -H "Content-Range: 0-$((half - 1))" --data-binary "@$WORK/chunk.1"
@@ -798,11 +808,13 @@ main() {
 
   echo "# --- repository path: 127.0.0.1:$BERTH_PORT/${PREFIX}direct/..."
   scenario_skopeo "127.0.0.1:$BERTH_PORT/${PREFIX}direct" "repository path"
-  scenario_chunked_upload "$REG" "$API/e2e/chunk" "repository path"
+  scenario_chunked_upload "$REG" "$API/e2e/chunk" "repository path" "$API/e2e/chunk/blobs/uploads/"
 
   echo "# --- nexus path via nginx: 127.0.0.1:$NGINX_PORT/nexus/..."
   scenario_skopeo "127.0.0.1:$NGINX_PORT/nexus" "nexus path"
-  scenario_chunked_upload "http://127.0.0.1:$NGINX_PORT" "/v2/nexus/chunk" "nexus path"
+  local nexus_uploads=/v2/nexus/chunk/blobs/uploads/
+  is_berth && nexus_uploads=/repository/docker-hosted/v2/nexus/chunk/blobs/uploads/
+  scenario_chunked_upload "http://127.0.0.1:$NGINX_PORT" "/v2/nexus/chunk" "nexus path" "$nexus_uploads"
   if is_berth; then scenario_nexus_raw; fi
 
   echo "# --- restart persistence"

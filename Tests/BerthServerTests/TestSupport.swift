@@ -12,6 +12,9 @@ import Testing
 /// A fresh Berth (folder + SQLite in a temp dir) with repositories `docker-hosted` and `other-hosted`.
 struct TestRegistry {
     let dataDirectory: String
+    /// Front door settings for routing tests.
+    var frontDoor = FrontDoorConfiguration()
+    var trustedProxies: [String] = []
 
     init() throws {
         dataDirectory = NSTemporaryDirectory() + "berth-test-" + UUID().uuidString
@@ -22,6 +25,8 @@ struct TestRegistry {
         var config = BerthConfiguration.defaults(dataDirectory: dataDirectory)
         config.listen = .init(host: "127.0.0.1", port: 0)
         config.repositories = [.init(name: "docker-hosted", kind: .hosted), .init(name: "other-hosted", kind: .hosted)]
+        config.frontDoor = frontDoor
+        config.trustedProxies = trustedProxies
         return config
     }
 
