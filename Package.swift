@@ -60,10 +60,23 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Client of remote registries: challenge parsing, the token dance, streaming fetches.
+        .target(
+            name: "BerthUpstream",
+            dependencies: [
+                "BerthCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "BerthRegistry",
             dependencies: [
-                "BerthCore", "BerthStorage",
+                "BerthCore", "BerthStorage", "BerthUpstream",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -111,7 +124,7 @@ let package = Package(
         .testTarget(
             name: "BerthServerTests",
             dependencies: [
-                "BerthServer", "BerthCore", "BerthStorage",
+                "BerthServer", "BerthCore", "BerthStorage", "BerthRegistry", "BerthUpstream",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

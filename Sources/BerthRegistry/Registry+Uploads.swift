@@ -14,7 +14,7 @@ extension Registry {
     /// Opens an upload session.
     public func startUpload(in image: ImageRef) async throws -> UploadStatus {
         try validate(image)
-        try requireWritable(image)
+        let image = try writeTarget(image)
         let id = Self.newUploadID()
         // The tracker marks the id busy until the record exists, so the purger never takes the data for an orphan.
         _ = tracker.claim(id)
@@ -24,9 +24,10 @@ extension Registry {
         return UploadStatus(id: id, size: 0)
     }
 
-    /// The session, checked to belong to the image it is addressed under.
+    /// The session, checked to belong to the image it is addressed under (a group's writes: its writable member).
     private func session(_ id: String, in image: ImageRef) async throws -> UploadRecord {
         try validate(image)
+        let image = try writeTarget(image)
         guard Self.isValidUploadID(id), let record = try await metadata.upload(id: id),
               record.repository == image.repository, record.image == image.image
         else {
@@ -48,7 +49,6 @@ extension Registry {
         _ id: String, in image: ImageRef, range: ClosedRange<Int64>?, body: Body
     ) async throws -> UploadStatus where Body.Element == ByteBuffer {
         _ = try await session(id, in: image)
-        try requireWritable(image)
         return try await withClaim(id) { hash in
             let size = try await self.currentSize(id)
             if let range, range.lowerBound != size {
@@ -69,8 +69,8 @@ extension Registry {
     public func finishUpload<Body: AsyncSequence & Sendable>(
         _ id: String, in image: ImageRef, digest: Digest, range: ClosedRange<Int64>?, body: Body?
     ) async throws -> Digest where Body.Element == ByteBuffer {
-        _ = try await session(id, in: image)
-        try requireWritable(image)
+        let record = try await session(id, in: image)
+        let image = ImageRef(repository: record.repository, image: record.image)
         try await withClaim(id) { hash in
             let size = try await self.currentSize(id)
             if let range, range.lowerBound != size {
@@ -93,7 +93,7 @@ extension Registry {
         in image: ImageRef, digest: Digest, body: Body
     ) async throws -> Digest where Body.Element == ByteBuffer {
         try validate(image)
-        try requireWritable(image)
+        let image = try writeTarget(image)
         let id = Self.newUploadID()
         _ = tracker.claim(id)
         defer { tracker.remove(id) }

@@ -1,5 +1,6 @@
 import BerthCore
 import BerthStorage
+import BerthUpstream
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -17,26 +18,93 @@ public final class Registry: Sendable {
     public let metadata: any MetadataStore
     let tracker = UploadTracker()
     let logger: Logger
-    let repositoryTable: NIOLockedValueBox<[String: RepositoryRecord]>
+    let repositoryTable: NIOLockedValueBox<[String: Entry]>
 
-    /// Creates the registry and makes sure the given repositories exist.
-    public init(blobs: any BlobStore, metadata: any MetadataStore, repositories declared: [RepositoryRecord], logger: Logger) async throws {
+    /// What serves a repository's content.
+    enum Backing: Sendable {
+        case hosted
+        case proxy(ProxyRepository)
+        case group(members: [String], writableMember: String?)
+    }
+
+    struct Entry: Sendable {
+        var record: RepositoryRecord
+        var backing: Backing
+    }
+
+    /// Creates the registry and makes sure the given repositories exist. Repositories recorded earlier but no
+    /// longer configured stay served as what they were (hosted data is never dropped silently).
+    public init(blobs: any BlobStore, metadata: any MetadataStore, repositories declared: [RepositoryDefinition], logger: Logger) async throws {
         self.blobs = blobs
         self.metadata = metadata
         self.logger = logger
-        for record in declared {
-            try await metadata.ensureRepository(record)
+        for definition in declared {
+            try await metadata.ensureRepository(definition.record)
         }
-        let all = try await metadata.repositories()
-        repositoryTable = NIOLockedValueBox(Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) }))
+        var table: [String: Entry] = [:]
+        for record in try await metadata.repositories() where record.kind == .hosted {
+            table[record.name] = Entry(record: record, backing: .hosted)
+        }
+        for definition in declared {
+            table[definition.name] = Self.entry(definition, logger: logger)
+        }
+        repositoryTable = NIOLockedValueBox(table)
+    }
+
+    static func entry(_ definition: RepositoryDefinition, logger: Logger) -> Entry {
+        switch definition.kind {
+        case .hosted:
+            return Entry(record: definition.record, backing: .hosted)
+        case .proxy(let settings):
+            return Entry(record: definition.record, backing: .proxy(ProxyRepository(name: definition.name, settings: settings, logger: logger)))
+        case .group(let members, let writable):
+            return Entry(record: definition.record, backing: .group(members: members, writableMember: writable))
+        }
     }
 
     /// The repository named, or `NAME_UNKNOWN`.
     public func repository(_ name: String) throws(RegistryError) -> RepositoryRecord {
-        guard let record = repositoryTable.withLockedValue({ $0[name] }) else {
+        try entry(name).record
+    }
+
+    func entry(_ name: String) throws(RegistryError) -> Entry {
+        guard let entry = repositoryTable.withLockedValue({ $0[name] }) else {
             throw RegistryError(.nameUnknown, "repository not known to Berth", detail: String(name.prefix(100)))
         }
-        return record
+        return entry
+    }
+
+    /// Where reads of an image look, in order: the image itself, or a group's members (depth first, each once).
+    func readSources(_ image: ImageRef) throws(RegistryError) -> [(ImageRef, Backing)] {
+        var result: [(ImageRef, Backing)] = []
+        var seen: Set<String> = []
+        func visit(_ name: String) throws(RegistryError) {
+            guard seen.insert(name).inserted else { return }
+            let entry = try entry(name)
+            switch entry.backing {
+            case .group(let members, _):
+                for member in members { try visit(member) }
+            default:
+                result.append((ImageRef(repository: name, image: image.image), entry.backing))
+            }
+        }
+        try visit(image.repository)
+        return result
+    }
+
+    /// Where writes to an image go: the image itself if hosted, a group's writable member; else refused.
+    func writeTarget(_ image: ImageRef) throws(RegistryError) -> ImageRef {
+        let entry = try entry(image.repository)
+        switch entry.backing {
+        case .hosted:
+            return image
+        case .proxy:
+            throw RegistryError(.unsupported, "repository \(image.repository) is a proxy repository: it caches its remote and does not accept pushes or deletes")
+        case .group(_, let writable?):
+            return try writeTarget(ImageRef(repository: writable, image: image.image))
+        case .group:
+            throw RegistryError(.unsupported, "group repository \(image.repository) has no writable member: push to one of its hosted members")
+        }
     }
 
     public var repositoryNames: [String] {
@@ -51,14 +119,6 @@ public final class Registry: Sendable {
         }
     }
 
-    /// Checks that the repository accepts pushes and deletes.
-    func requireWritable(_ image: ImageRef) throws(RegistryError) {
-        let record = try repository(image.repository)
-        guard record.kind == .hosted else {
-            throw RegistryError(.unsupported, "repository \(record.name) is a \(record.kind.rawValue) repository and does not accept writes")
-        }
-    }
-
     static func now() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
@@ -68,16 +128,27 @@ public final class Registry: Sendable {
 
 extension Registry {
     /// Adds repositories declared by a reloaded configuration (existing ones are kept as they are).
-    public func addRepositories(_ records: [RepositoryRecord]) {
+    public func addRepositories(_ definitions: [RepositoryDefinition]) {
         Task { [metadata, logger] in
-            for record in records {
-                do { try await metadata.ensureRepository(record) } catch {
-                    logger.error("cannot record repository", metadata: ["repository": "\(record.name)", "error": "\(error)"])
+            for definition in definitions {
+                do { try await metadata.ensureRepository(definition.record) } catch {
+                    logger.error("cannot record repository", metadata: ["repository": "\(definition.name)", "error": "\(error)"])
                 }
             }
         }
         repositoryTable.withLockedValue { table in
-            for record in records where table[record.name] == nil { table[record.name] = record }
+            for definition in definitions where table[definition.name] == nil { table[definition.name] = Self.entry(definition, logger: logger) }
         }
+    }
+
+    /// Closes upstream connections.
+    public func shutdown() async {
+        let proxies = repositoryTable.withLockedValue { table in
+            table.values.compactMap { entry -> ProxyRepository? in
+                if case .proxy(let p) = entry.backing { return p }
+                return nil
+            }
+        }
+        for proxy in proxies { await proxy.client.shutdown() }
     }
 }

@@ -30,8 +30,7 @@ public enum BerthApplication {
             }
             metadata = try SQLiteMetadataStore(path: path)
         }
-        let repositories = config.repositories.map { RepositoryRecord(name: $0.name, kind: $0.kind) }
-        let registry = try await Registry(blobs: blobs, metadata: metadata, repositories: repositories, logger: logger)
+        let registry = try await Registry(blobs: blobs, metadata: metadata, repositories: config.repositories, logger: logger)
         logger.info("storage ready", metadata: [
             "blobs": "\(config.blobs)", "metadata": "\(config.metadata)",
             "repositories": "\(registry.repositoryNames.joined(separator: ","))",
@@ -73,7 +72,13 @@ public enum BerthApplication {
                 path: configPath, current: config, registry: registry, frontDoor: frontDoor, certificates: stores, logger: logger))
         }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await registry.shutdown()
+            throw error
+        }
+        await registry.shutdown()
     }
 
     /// Listeners besides the main one: `listeners:` and routes with `listen`.

@@ -1,4 +1,6 @@
+import BerthRegistry
 import BerthStorage
+import BerthUpstream
 
 /// Everything `berth serve` needs, from the command line, a config file, or the embedded defaults.
 public struct BerthConfiguration: Sendable, Equatable {
@@ -43,15 +45,7 @@ public struct BerthConfiguration: Sendable, Equatable {
     }
 
     /// A repository declared in the configuration.
-    public struct Repository: Sendable, Equatable {
-        public var name: String
-        public var kind: RepositoryRecord.Kind
-
-        public init(name: String, kind: RepositoryRecord.Kind) {
-            self.name = name
-            self.kind = kind
-        }
-    }
+    public typealias Repository = RepositoryDefinition
 
     public var listen: ListenAddress
     public var publicURL: String?
@@ -69,13 +63,21 @@ public struct BerthConfiguration: Sendable, Equatable {
     public static let defaultListen = ListenAddress(host: "127.0.0.1", port: 8081)
     public static let defaultDataDirectory = "./berth-data"
 
-    /// The embedded defaults: `127.0.0.1:8081`, data in `dataDirectory`, one hosted repository `docker-hosted`.
+    /// The repositories of the embedded defaults: the guide's hierarchy for one team.
+    public static let defaultRepositories: [Repository] = [
+        Repository(name: "docker-hosted", kind: .hosted),
+        Repository(name: "docker-hub", kind: .proxy(ProxySettings(client: .init(remote: "https://registry-1.docker.io")))),
+        Repository(name: "docker", kind: .group(members: ["docker-hosted", "docker-hub"], writableMember: "docker-hosted")),
+    ]
+
+    /// The embedded defaults: `127.0.0.1:8081`, data in `dataDirectory`, a hosted repository `docker-hosted`, a
+    /// proxy of Docker Hub `docker-hub`, and a group `docker` of both that pushes to `docker-hosted`.
     public static func defaults(dataDirectory: String = defaultDataDirectory) -> BerthConfiguration {
         BerthConfiguration(
             listen: defaultListen, publicURL: nil, trustedProxies: [],
             blobs: .filesystem(path: dataDirectory + "/blobs"),
             metadata: .sqlite(path: dataDirectory + "/berth.db"),
-            repositories: [Repository(name: "docker-hosted", kind: .hosted)],
+            repositories: defaultRepositories,
             uploadMaxAgeMinutes: 1440, idleTimeoutSeconds: 300)
     }
 }

@@ -1,5 +1,7 @@
 import BerthCore
+import BerthRegistry
 import BerthStorage
+import BerthUpstream
 import Foundation
 import NIOCore
 import Yams
@@ -293,9 +295,9 @@ public enum ConfigurationLoader {
     private static func repositories(_ node: Node, _ reader: Reader) throws(ConfigurationError) -> [BerthConfiguration.Repository] {
         var seen: Set<String> = []
         var result: [BerthConfiguration.Repository] = []
+        var memberNodes: [String: Node] = [:]
         for item in try reader.sequence(node, "repositories") {
             let m = try reader.mapping(item, "a repository")
-            try reader.allowOnly(m, ["name", "type"])
             guard let nameNode = m["name"] else { throw reader.error(item, "a repository needs a name") }
             let name = try reader.string(nameNode, "name")
             guard Names.isValidRepositoryName(name) else {
@@ -303,13 +305,78 @@ public enum ConfigurationLoader {
             }
             guard seen.insert(name).inserted else { throw reader.error(nameNode, "repository '\(name)' is declared twice") }
             let type = try m["type"].map { n throws(ConfigurationError) in try reader.string(n, "type") } ?? "hosted"
-            guard let kind = RepositoryRecord.Kind(rawValue: type) else {
+            switch type {
+            case "hosted":
+                try reader.allowOnly(m, ["name", "type"])
+                result.append(.init(name: name, kind: .hosted))
+            case "proxy":
+                try reader.allowOnly(m, ["name", "type", "remote", "username", "password", "metadata_max_age", "content_max_age",
+                                         "negative_cache_ttl", "auto_block", "connect_timeout", "read_timeout"])
+                guard let remoteNode = m["remote"] else { throw reader.error(item, "a proxy repository needs remote: the registry URL it caches") }
+                let remote = try reader.string(remoteNode, "remote")
+                guard let url = URL(string: remote), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                    throw reader.error(remoteNode, "remote must be an http or https URL, e.g. https://registry-1.docker.io")
+                }
+                var client = RegistryClient.Configuration(remote: remote)
+                client.username = try m["username"].map { n throws(ConfigurationError) in try reader.string(n, "username") }
+                client.password = try m["password"].map { n throws(ConfigurationError) in try reader.string(n, "password") }
+                if (client.username == nil) != (client.password == nil) {
+                    throw reader.error(item, "username and password go together")
+                }
+                if let n = m["connect_timeout"] { client.connectTimeoutSeconds = try reader.integer(n, "connect_timeout", min: 1) }
+                if let n = m["read_timeout"] { client.readTimeoutSeconds = try reader.integer(n, "read_timeout", min: 1) }
+                var settings = ProxySettings(client: client)
+                if let n = m["metadata_max_age"] { settings.metadataMaxAge = Int64(try reader.integer(n, "metadata_max_age", min: 0)) * 60 }
+                if let n = m["negative_cache_ttl"] { settings.negativeCacheTTL = Int64(try reader.integer(n, "negative_cache_ttl", min: 0)) * 60 }
+                // Content is addressed by digest and never changes, so its age never makes it stale.
+                if let n = m["content_max_age"] { _ = try reader.integer(n, "content_max_age", min: -1) }
+                if let n = m["auto_block"] {
+                    guard let b = n.bool else { throw reader.error(n, "auto_block must be true or false") }
+                    settings.autoBlock = b
+                }
+                result.append(.init(name: name, kind: .proxy(settings)))
+            case "group":
+                try reader.allowOnly(m, ["name", "type", "members", "writable_member"])
+                guard let membersNode = m["members"] else { throw reader.error(item, "a group repository needs members: [repository, …]") }
+                let members = try reader.sequence(membersNode, "members").map { n throws(ConfigurationError) in try reader.string(n, "a member") }
+                guard !members.isEmpty else { throw reader.error(membersNode, "a group needs at least one member") }
+                guard Set(members).count == members.count else { throw reader.error(membersNode, "a member is listed twice") }
+                let writable = try m["writable_member"].map { n throws(ConfigurationError) in try reader.string(n, "writable_member") }
+                if let writable, !members.contains(writable) {
+                    throw reader.error(m["writable_member"]!, "writable_member '\(writable)' is not one of the group's members")
+                }
+                memberNodes[name] = membersNode
+                result.append(.init(name: name, kind: .group(members: members, writableMember: writable)))
+            default:
                 throw reader.error(m["type"]!, "repository type '\(type)' is unknown (hosted, proxy, group)")
             }
-            guard kind == .hosted else {
-                throw reader.error(m["type"]!, "repository type '\(type)' is not supported by this version of Berth yet (hosted only)")
+        }
+        // Members must exist, groups must not contain themselves, and a writable member must take pushes.
+        let byName = Dictionary(uniqueKeysWithValues: result.map { ($0.name, $0) })
+        for repository in result {
+            guard case .group(let members, let writable) = repository.kind, let node = memberNodes[repository.name] else { continue }
+            for member in members where byName[member] == nil {
+                throw reader.error(node, "group '\(repository.name)' lists '\(member)', which is not declared in repositories")
             }
-            result.append(.init(name: name, kind: kind))
+            var path: [String] = []
+            func visit(_ name: String) throws(ConfigurationError) {
+                if path.contains(name) {
+                    throw reader.error(node, "group '\(repository.name)' contains itself: \((path + [name]).joined(separator: " → "))")
+                }
+                path.append(name)
+                if case .group(let members, _)? = byName[name]?.kind {
+                    for member in members { try visit(member) }
+                }
+                path.removeLast()
+            }
+            try visit(repository.name)
+            if let writable {
+                switch byName[writable]?.kind {
+                case .hosted?: break
+                case .group(_, _?)?: break
+                default: throw reader.error(node, "writable_member '\(writable)' of '\(repository.name)' must be a hosted repository (or a group with a writable member)")
+                }
+            }
         }
         return result
     }

@@ -109,6 +109,13 @@ public protocol MetadataStore: Sendable {
     func deleteTag(_ tag: String, in image: ImageRef) async throws -> Bool
     /// Tags of an image in lexical order, after `last`, at most `limit`. Nil when the image has no manifests.
     func tags(in image: ImageRef, after last: String?, limit: Int) async throws -> [String]?
+    /// A tag's manifest digest and when it was last set or confirmed (seconds since 1970).
+    func tag(_ tag: String, in image: ImageRef) async throws -> (digest: Digest, updatedAt: Int64)?
+    /// Records that a tag was confirmed unchanged at `time` (proxy repositories' metadata age).
+    func touchTag(_ tag: String, in image: ImageRef, at time: Int64) async throws
+    /// Removes everything recorded for a repository (or one image of it): manifests, tags, blob links.
+    /// Returns the number of manifests removed. Blob bytes stay for garbage collection.
+    func purge(repository: String, image: String?) async throws -> Int
     /// Manifests whose `subject` is `digest`.
     func referrers(of digest: Digest, in image: ImageRef) async throws -> [ReferrerRecord]
     /// Image names (`repository/image`) in lexical order, after `last`, at most `limit`,

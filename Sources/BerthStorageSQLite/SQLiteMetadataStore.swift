@@ -229,6 +229,37 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    public func tag(_ tag: String, in image: ImageRef) async throws -> (digest: Digest, updatedAt: Int64)? {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(
+                db, sql: "SELECT digest, updated_at FROM tags WHERE repository = ? AND image = ? AND tag = ?",
+                arguments: [image.repository, image.image, tag])
+            else { return nil }
+            return (try Digest(parsing: row["digest"] as String), row["updated_at"])
+        }
+    }
+
+    public func touchTag(_ tag: String, in image: ImageRef, at time: Int64) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE tags SET updated_at = ? WHERE repository = ? AND image = ? AND tag = ?",
+                arguments: [time, image.repository, image.image, tag])
+        }
+    }
+
+    public func purge(repository: String, image: String?) async throws -> Int {
+        try await pool.write { db in
+            let filter = image == nil ? "repository = ?" : "repository = ? AND image = ?"
+            let args: StatementArguments = image.map { [repository, $0] } ?? [repository]
+            try db.execute(sql: "DELETE FROM manifests WHERE \(filter)", arguments: args)
+            let removed = db.changesCount
+            for table in ["tags", "manifest_refs", "blob_links", "images"] {
+                try db.execute(sql: "DELETE FROM \(table) WHERE \(filter)", arguments: args)
+            }
+            return removed
+        }
+    }
+
     public func referrers(of digest: Digest, in image: ImageRef) async throws -> [ReferrerRecord] {
         try await pool.read { db in
             try Row.fetchAll(

@@ -1,4 +1,6 @@
+import BerthRegistry
 import BerthServer
+import BerthUpstream
 import Testing
 
 @Suite("Configuration files")
@@ -30,7 +32,7 @@ struct ConfigurationTests {
     @Test func emptyFileMeansDefaults() throws {
         let config = try ConfigurationLoader.parse("", file: "empty.yml", dataDirectory: "/d")
         #expect(config == BerthConfiguration.defaults(dataDirectory: "/d"))
-        #expect(config.repositories.map(\.name) == ["docker-hosted"])
+        #expect(config.repositories.map(\.name) == ["docker-hosted", "docker-hub", "docker"])
     }
 
     @Test(arguments: [
@@ -38,7 +40,12 @@ struct ConfigurationTests {
         ("listen: nope\n", "berth.yml:1:9: listen must be HOST:PORT"),
         ("repositories:\n  - { name: a }\n  - { name: a }\n", "berth.yml:3:13: repository 'a' is declared twice"),
         ("repositories:\n  - { name: Bad }\n", "berth.yml:2:13: repository name 'Bad' is invalid"),
-        ("repositories:\n  - { name: hub, type: proxy }\n", "berth.yml:2:24: repository type 'proxy' is not supported"),
+        ("repositories:\n  - { name: hub, type: proxy }\n", "berth.yml:2:5: a proxy repository needs remote"),
+        ("repositories:\n  - { name: hub, type: proxy, remote: \"ftp://x\" }\n", "berth.yml:2:39: remote must be an http or https URL"),
+        ("repositories:\n  - { name: g, type: group, members: [g2] }\n  - { name: g2, type: group, members: [g] }\n", "berth.yml:2:38: group 'g' contains itself: g → g2 → g"),
+        ("repositories:\n  - { name: g, type: group, members: [nope] }\n", "berth.yml:2:38: group 'g' lists 'nope', which is not declared"),
+        ("repositories:\n  - { name: h }\n  - { name: g, type: group, members: [h], writable_member: x }\n", "berth.yml:3:60: writable_member 'x' is not one of the group's members"),
+        ("repositories:\n  - { name: p, type: proxy, remote: \"http://x\" }\n  - { name: g, type: group, members: [p], writable_member: p }\n", "berth.yml:3:38: writable_member 'p' of 'g' must be a hosted repository"),
         ("repositories:\n  - { name: x, type: weird }\n", "berth.yml:2:22: repository type 'weird' is unknown"),
         ("storage:\n  blobs: { type: s3, path: x }\n", "berth.yml:2:18: storage.blobs.type 's3' is not supported"),
         ("trusted_proxies: [10.0.0.0/33]\n", "berth.yml:1:19: '10.0.0.0/33' is not an address or CIDR block"),
@@ -60,5 +67,26 @@ struct ConfigurationTests {
         } throws: { error in
             "\(error)".hasPrefix("/nonexistent/berth.yml: cannot read the file")
         }
+    }
+}
+
+@Suite("Proxy and group configuration")
+struct RepositoryKindsConfigurationTests {
+    @Test func proxyAndGroupParse() throws {
+        let config = try ConfigurationLoader.parse("""
+            repositories:
+              - { name: docker-hosted-project, type: hosted }
+              - { name: docker-hub, type: proxy, remote: "https://registry-1.docker.io", metadata_max_age: 30, negative_cache_ttl: 5,
+                  username: u, password: p, auto_block: false, connect_timeout: 3, read_timeout: 60, content_max_age: -1 }
+              - { name: docker-group-project, type: group, members: [docker-hosted-project, docker-hub], writable_member: docker-hosted-project }
+            """, file: "berth.yml")
+        #expect(config.repositories.count == 3)
+        guard case .proxy(let settings) = config.repositories[1].kind else { Issue.record("not a proxy"); return }
+        #expect(settings.metadataMaxAge == 30 * 60)
+        #expect(settings.negativeCacheTTL == 5 * 60)
+        #expect(settings.autoBlock == false)
+        #expect(settings.client.username == "u")
+        #expect(settings.client.connectTimeoutSeconds == 3)
+        #expect(config.repositories[2].kind == .group(members: ["docker-hosted-project", "docker-hub"], writableMember: "docker-hosted-project"))
     }
 }

@@ -1,5 +1,6 @@
 import BerthCore
 import BerthServer
+import BerthRegistry
 import BerthStorage
 import Foundation
 import HTTPTypes

@@ -49,7 +49,7 @@ struct ConfigReloader: Service {
             }
         }
         for (port, tls) in newTLS { try certificates[port]?.replace(tls) }
-        registry.addRepositories(next.repositories.map { RepositoryRecord(name: $0.name, kind: $0.kind) })
+        registry.addRepositories(next.repositories)
         frontDoor.replace(with: next)
         return next
     }
