@@ -1,3 +1,4 @@
+import BerthRegistry
 @testable import BerthServer
 import Foundation
 import HTTPTypes
@@ -54,6 +55,13 @@ extension TestRegistry {
         logger.logLevel = .warning
         let registry = try await BerthApplication.buildRegistry(configuration, logger: logger)
         let responder = BerthResponder(registry: registry, frontDoor: FrontDoor(configuration), upstream: UpstreamProxy(logger: logger), logger: logger)
-        return try await body(DirectClient(responder: responder))
+        do {
+            let result = try await body(DirectClient(responder: responder))
+            await registry.shutdown()
+            return result
+        } catch {
+            await registry.shutdown()
+            throw error
+        }
     }
 }

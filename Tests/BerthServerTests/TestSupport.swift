@@ -16,6 +16,8 @@ struct TestRegistry {
     /// Front door settings for routing tests.
     var frontDoor = FrontDoorConfiguration()
     var trustedProxies: [String] = []
+    /// Replaces the default test repositories.
+    var repositories: [RepositoryDefinition]?
 
     init() throws {
         dataDirectory = NSTemporaryDirectory() + "berth-test-" + UUID().uuidString
@@ -25,7 +27,7 @@ struct TestRegistry {
     var configuration: BerthConfiguration {
         var config = BerthConfiguration.defaults(dataDirectory: dataDirectory)
         config.listen = .init(host: "127.0.0.1", port: 0)
-        config.repositories = [.init(name: "docker-hosted", kind: .hosted), .init(name: "other-hosted", kind: .hosted)]
+        config.repositories = repositories ?? [.init(name: "docker-hosted", kind: .hosted), .init(name: "other-hosted", kind: .hosted)]
         config.frontDoor = frontDoor
         config.trustedProxies = trustedProxies
         return config
@@ -37,7 +39,14 @@ struct TestRegistry {
         logger.logLevel = .warning
         let registry = try await BerthApplication.buildRegistry(configuration, logger: logger)
         let app = BerthApplication.buildApplication(configuration, registry: registry, logger: logger)
-        return try await app.test(.router, body)
+        do {
+            let result = try await app.test(.router, body)
+            await registry.shutdown()
+            return result
+        } catch {
+            await registry.shutdown()
+            throw error
+        }
     }
 
     func cleanUp() {
