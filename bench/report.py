@@ -133,6 +133,7 @@ def build(samples, meta, notes):
             "cpu_model": meta.get("cpu_model"),
             "kernel": meta.get("kernel"),
             "mem_total_mib": int(meta.get("mem_total_mib", 0)),
+            "busy_percent_at_start": int(meta["busy_percent_at_start"]) if meta.get("busy_percent_at_start") else None,
         },
         "config": {k: meta[k] for k in sorted(meta) if k.startswith(("rounds", "blob_", "chunk_", "range_", "wrk_", "small_", "quick"))},
         "versions": {k[len("version_"):]: v for k, v in meta.items() if k.startswith("version_")},

@@ -2,7 +2,7 @@
 # bench/run.sh — side-by-side benchmark of Berth against CNCF distribution
 # (Debian's docker-registry), with nginx serving static files as a reference.
 #
-#   bench/run.sh                      full run (3 rounds, 1 GiB blobs, ~15 min)
+#   bench/run.sh                      full run (release build, then 3 rounds of 1 GiB blobs, ~8 min)
 #   BENCH_QUICK=1 bench/run.sh        smoke run (64 MiB blobs, 1 round, 2 s wrk)
 #
 # Environment:
@@ -79,8 +79,12 @@ record() {
     log "  $1 [$2] = $4"
 }
 
-# curl time_total has six decimals; integer microseconds keep the arithmetic in bash.
-seconds_to_us() { local s=${1/./}; echo $((10#$s)); }
+# curl prints time_total as seconds with six decimals; integer microseconds keep the arithmetic in bash.
+seconds_to_us() {
+    local int=${1%.*} frac=000000
+    [[ $1 == *.* ]] && frac="${1#*.}000000"
+    echo $((10#$int * 1000000 + 10#${frac:0:6}))
+}
 mib_per_s() { awk -v b="$1" -v us="$2" 'BEGIN { printf "%.1f", b / 1048576 / (us / 1e6) }'; }
 cpu_s_per_gib() { awk -v t="$1" -v hz="$CLK_TCK" -v b="$2" 'BEGIN { printf "%.3f", (t / hz) / (b / 1073741824) }'; }
 
@@ -350,8 +354,11 @@ start_berth() {
     port=$(free_port)
     mkdir -p "$dir/data"
     LOG[berth]=$dir/log
+    # Same log level as distribution (warn), where this berth has the option: request logs cost time.
+    local level=()
+    "$BERTH_BIN" serve --help 2>&1 | grep -q -- '--log-level' && level=(--log-level warning)
     # shellcheck disable=SC2086 # BENCH_BERTH_ARGS is meant to be split into words
-    "$BERTH_BIN" serve --listen "127.0.0.1:$port" --data "$dir/data" ${BENCH_BERTH_ARGS:-} >"$dir/log" 2>&1 &
+    "$BERTH_BIN" serve --listen "127.0.0.1:$port" --data "$dir/data" "${level[@]}" ${BENCH_BERTH_ARGS:-} >"$dir/log" 2>&1 &
     PID[berth]=$!
     STARTED_PIDS+=("$!")
     BASE[berth]=http://127.0.0.1:$port
@@ -479,6 +486,22 @@ collect_meta() {
         rev=$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo uncommitted)
         [[ -n $(git -C "$REPO_DIR" status --porcelain -- Sources Package.swift 2>/dev/null) ]] && rev+="+dirty"
         meta version_berth "$rev"
+    fi
+}
+
+# Other work on the machine (a compiler, say) skews every figure; say so in the results.
+# Sample system-wide CPU use for 2 s while our servers sit idle (load average would
+# still remember the Berth build that just finished).
+warn_if_busy() {
+    local a b busy
+    a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+    sleep 2
+    b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+    busy=$(awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ")
+        db = y[1] - x[1]; di = y[2] - x[2]; printf "%.0f", (db + di) ? 100 * db / (db + di) : 0 }')
+    meta busy_percent_at_start "$busy"
+    if ((busy > 10)); then
+        note "The machine was not idle at start (${busy}% of all CPUs busy with other work): figures may be noisy."
     fi
 }
 
@@ -732,6 +755,7 @@ main() {
     ((${#SERVERS[@]} == 2)) && start_berth
     start_distribution
     start_nginx
+    warn_if_busy
     make_image
     for s in "${SERVERS[@]}"; do
         detect_upload_mode "$s"
@@ -740,6 +764,7 @@ main() {
         wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d1s "${BASE[$s]}/v2/" >/dev/null 2>&1 || true
     done
 
+    note "Manifest HEAD rows use hey, not wrk: Debian's wrk 4.1.0 never completes a HEAD request whose response carries a Content-Length."
     for ((round = 1; round <= ROUNDS; round++)); do run_round "$round"; done
 
     mkdir -p "$RESULTS_DIR"

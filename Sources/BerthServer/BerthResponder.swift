@@ -61,7 +61,7 @@ public struct BerthResponder: HTTPResponder {
                 return await distribution(access.route, ClientNamespace(kind: .nexusPath(repository: repository), forwardedPrefix: forwardedPrefix(request, trustedPeer)), request, context, repository: repository)
             }
         }
-        return regularSurface(path, request: request, context: context)
+        return await regularSurface(path, request: request, context: context)
     }
 
     /// `/v2` and `/v1` requests on an address bound to repositories.
@@ -109,8 +109,11 @@ public struct BerthResponder: HTTPResponder {
         return prefix.trimmingBlanks()
     }
 
-    /// Everything that is not the distribution API: status endpoints for now.
-    private func regularSurface(_ path: String, request: Request, context: Context) -> Response {
+    /// Everything that is not the distribution API: status and administration endpoints.
+    private func regularSurface(_ path: String, request: Request, context: Context) async -> Response {
+        if request.method == .delete, path.hasPrefix("/service/rest/v1/repositories/"), path.hasSuffix("/cache") {
+            return await purgeCache(path, request: request, context: context)
+        }
         switch path {
         case "/", "/service/rest/v1/status":
             let body = path == "/" ? "Berth Docker/OCI repository manager. The registry API is at /v2/.\n" : ""
@@ -121,6 +124,22 @@ public struct BerthResponder: HTTPResponder {
                 return registryError(RegistryError(.nameUnknown, "no such registry endpoint", detail: String(path.prefix(200))), request, context)
             }
             return Response(status: .notFound, headers: [.contentType: "text/plain; charset=utf-8", .contentLength: "10"], body: .init(byteBuffer: ByteBuffer(string: "not found\n")))
+        }
+    }
+
+    /// `DELETE /service/rest/v1/repositories/<proxy>/cache[?image=<image>]`: drops what a proxy cached.
+    private func purgeCache(_ path: String, request: Request, context: Context) async -> Response {
+        let name = String(path.dropFirst("/service/rest/v1/repositories/".count).dropLast("/cache".count))
+        let image = request.uri.queryParameters.get("image").map { String($0) }
+        do {
+            let removed = try await distribution.registry.purgeCache(repository: name, image: image)
+            logger.notice("proxy cache purged", metadata: ["repository": "\(name)", "image": "\(image ?? "*")", "manifests": "\(removed)"])
+            let body = "{\"repository\":\(JSONText.quoted(name)),\"removedManifests\":\(removed)}"
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        } catch let error as RegistryError {
+            return registryError(error, request, context)
+        } catch {
+            return registryError(RegistryError(.internalError, "\(error)"), request, context)
         }
     }
 
