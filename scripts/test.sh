@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The full test suite: unit, contract and in-process API tests (swift test), then end-to-end
-# tests with real clients and servers (e2e/). Installs what it needs on a fresh Debian machine.
+# tests with real clients and servers (e2e/*.sh). Installs what it needs on a fresh Debian machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh libsqlite3-dev skopeo umoci nginx jq curl
+scripts/install-deps.sh libsqlite3-dev skopeo umoci nginx apache2 docker-registry apache2-utils openssl jq curl
 
 echo "== build"
 swift build --build-tests
@@ -12,5 +12,35 @@ swift build --build-tests
 echo "== swift test"
 swift test --skip-build
 
-echo "== end-to-end"
-BERTH_BIN="$PWD/.build/debug/berth" e2e/hosted.sh
+# Each end-to-end script prints `N passed, M failed` last; all run even when one fails.
+passed=0
+failed=0
+broken=()
+for script in e2e/hosted.sh e2e/frontdoor.sh e2e/proxy.sh; do
+    [ -f "$script" ] || continue
+    echo "== $script"
+    log=$(mktemp)
+    set +e
+    BERTH_BIN="$PWD/.build/debug/berth" bash "$script" 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+    set -e
+    summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 || true)
+    rm -f "$log"
+    if [ -z "$summary" ]; then
+        failed=$((failed + 1))
+        broken+=("$script (no summary, exit $status)")
+        continue
+    fi
+    p=${summary%% passed*}
+    f=${summary#*, }
+    f=${f%% failed*}
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
+        failed=$((failed + 1))
+        broken+=("$script (exit $status)")
+    fi
+done
+for b in "${broken[@]}"; do echo "broken: $b"; done
+echo "end-to-end: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
