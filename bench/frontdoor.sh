@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# bench/frontdoor.sh — what the front door and the proxy repositories cost, side by side in one run:
+#   1. routing at scale: Berth with 1 route vs 5,000 host + 500 port routes (start time, req/s, p99),
+#   2. an `upstream:` route pulling a big blob vs pulling it directly, with nginx's proxy_pass (the
+#      guide's settings) as the reference,
+#   3. a proxy repository's cold pull of a big blob: time to first byte vs the whole transfer.
+#
+#   bench/frontdoor.sh                 release build, 3 rounds, 1 GiB blob
+#   BENCH_QUICK=1 bench/frontdoor.sh   64 MiB blob, 1 round, 3 s wrk
+# Env: BERTH_BIN (skip the build), BENCH_ROUNDS, BENCH_BLOB_MIB, BENCH_TMPDIR.
+# Output: Markdown on stdout and in bench/results/frontdoor.md.
+set -Eeuo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
+QUICK=${BENCH_QUICK:-0}
+ROUNDS=${BENCH_ROUNDS:-$([[ $QUICK == 1 ]] && echo 1 || echo 3)}
+BLOB_MIB=${BENCH_BLOB_MIB:-$([[ $QUICK == 1 ]] && echo 64 || echo 1024)}
+WRK_SECONDS=$([[ $QUICK == 1 ]] && echo 3 || echo 10)
+PIDS=()
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    [[ -n ${TMP:-} && -d $TMP ]] && rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+ensure_packages() {
+    local missing=() p
+    for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
+}
+ensure_packages docker-registry nginx wrk curl python3
+
+if [[ -z ${BERTH_BIN:-} ]]; then
+    log "building berth (release)"
+    (cd "$REPO_DIR" && swift build -c release --product berth >&2)
+    BERTH_BIN=$REPO_DIR/.build/release/berth
+fi
+mkdir -p "$BENCH_DIR/results/tmp"
+TMP=$(mktemp -d "${BENCH_TMPDIR:-$BENCH_DIR/results/tmp}/frontdoor.XXXXXX")
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_ready() { # URL
+    local i
+    for i in $(seq 1 400); do curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0; sleep 0.05; done
+    log "not ready: $1"; return 1
+}
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+wrk_rate() { # URL HOST → "req/s p99ms"
+    wrk -t2 -c64 -d"${WRK_SECONDS}s" --latency -H "Host: $2" "$1" 2>/dev/null | awk '
+        /Requests\/sec/ { rps = $2 }
+        /^ +99%/ { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) } else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 }; p99 = v }
+        END { printf "%.0f %.2f\n", rps, p99 }'
+}
+
+# ---------------------------------------------------------------- 1. routing at scale
+DIST_PORT=$(free_port)
+mkdir -p "$TMP/dist"
+cat >"$TMP/dist.yml" <<YML
+version: 0.1
+log: { level: warn }
+storage: { filesystem: { rootdirectory: $TMP/dist }, delete: { enabled: true } }
+http: { addr: 127.0.0.1:$DIST_PORT }
+YML
+/usr/bin/docker-registry serve "$TMP/dist.yml" >"$TMP/dist.log" 2>&1 & PIDS+=($!)
+
+one_port=$(free_port); many_port=$(free_port)
+{
+    echo "listen: 127.0.0.1:$one_port"
+    echo "repositories: [{ name: docker-hosted }]"
+    echo "routes:"
+    echo "  - { host: team0.example.com, repository: docker-hosted }"
+} >"$TMP/one.yml"
+base_port=$(( 20000 + RANDOM % 20000 ))
+{
+    echo "listen: 127.0.0.1:$many_port"
+    echo "repositories: [{ name: docker-hosted }]"
+    echo "routes:"
+    for i in $(seq 0 499); do echo "  - { listen: 127.0.0.1:$((base_port + i)), repository: docker-hosted }"; done
+    for i in $(seq 0 4999); do echo "  - { host: team$i.example.com, repository: docker-hosted }"; done
+} >"$TMP/many.yml"
+
+start_berth() { # NAME CONFIG → pid in LAST_PID; start seconds in LAST_START
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$BERTH_BIN" serve --config "$2" --data "$TMP/$1" --log-level warning >"$TMP/$1.log" 2>&1 & LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+start_berth one "$TMP/one.yml"; ONE_PID=$LAST_PID
+t0=$(date +%s.%N)
+start_berth many "$TMP/many.yml"; MANY_PID=$LAST_PID
+wait_ready "http://127.0.0.1:$((base_port + 499))/v2/"
+t1=$(date +%s.%N)
+MANY_START=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+wait_ready "http://127.0.0.1:$one_port/v2/"
+wait_ready "http://127.0.0.1:$DIST_PORT/v2/"
+log "5,000 host + 500 port routes: serving on the last port after ${MANY_START} s"
+
+# A small image on both, read through a host route (the last one declared, for the big table).
+cfg='{"architecture":"amd64","os":"linux"}'
+cfg_digest=sha256:$(printf '%s' "$cfg" | sha256sum | cut -d' ' -f1)
+manifest="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"$cfg_digest\",\"size\":${#cfg}},\"layers\":[]}"
+for port in $one_port $many_port; do
+    curl -fsS -o /dev/null -X POST --data-binary "$cfg" "http://127.0.0.1:$port/v2/docker-hosted/bench/app/blobs/uploads/?digest=$cfg_digest"
+    curl -fsS -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "$manifest" "http://127.0.0.1:$port/v2/docker-hosted/bench/app/manifests/latest"
+done
+declare -A RPS P99
+for round in $(seq 1 "$ROUNDS"); do
+    for setup in one many; do
+        port=$([[ $setup == one ]] && echo "$one_port" || echo "$many_port")
+        host=$([[ $setup == one ]] && echo team0.example.com || echo team4999.example.com)
+        read -r rps p99 < <(wrk_rate "http://127.0.0.1:$port/v2/bench/app/manifests/latest" "$host")
+        RPS[$setup]+="$rps "; P99[$setup]+="$p99 "
+        log "round $round, $setup route(s): $rps req/s, p99 $p99 ms"
+    done
+done
+r_one=$(tr ' ' '\n' <<<"${RPS[one]}" | grep . | median); r_many=$(tr ' ' '\n' <<<"${RPS[many]}" | grep . | median)
+p_one=$(tr ' ' '\n' <<<"${P99[one]}" | grep . | median); p_many=$(tr ' ' '\n' <<<"${P99[many]}" | grep . | median)
+kill "$ONE_PID" "$MANY_PID" 2>/dev/null || true
+
+# ---------------------------------------------------------------- 2. upstream route vs direct
+log "preparing a ${BLOB_MIB} MiB blob on distribution"
+head -c "$((BLOB_MIB * 1048576))" /dev/urandom >"$TMP/blob"
+blob_digest=sha256:$(sha256sum "$TMP/blob" | cut -d' ' -f1)
+loc=$(curl -fsS -D - -o /dev/null -X POST "http://127.0.0.1:$DIST_PORT/v2/bench/big/blobs/uploads/" | tr -d '\r' | awk 'tolower($1) == "location:" { print $2 }')
+[[ $loc == /* ]] && loc="http://127.0.0.1:$DIST_PORT$loc"
+sep=$([[ $loc == *\?* ]] && echo '&' || echo '?')
+curl -fsS -o /dev/null -X PUT -T "$TMP/blob" -H 'Content-Type: application/octet-stream' "${loc}${sep}digest=$blob_digest"
+
+up_port=$(free_port); main_port=$(free_port); ngx_port=$(free_port)
+cat >"$TMP/up.yml" <<YML
+listen: 127.0.0.1:$main_port
+repositories:
+  - { name: docker-hosted }
+  - { name: hub, type: proxy, remote: "http://127.0.0.1:$DIST_PORT", auto_block: false }
+routes:
+  - { listen: 127.0.0.1:$up_port, upstream: "http://127.0.0.1:$DIST_PORT/" }
+YML
+start_berth up "$TMP/up.yml"; UP_PID=$LAST_PID
+mkdir -p "$TMP/nginx/logs"
+cat >"$TMP/nginx/nginx.conf" <<NGX
+worker_processes 1;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/logs/error.log;
+events { worker_connections 256; }
+http {
+  access_log off;
+  proxy_send_timeout 120; proxy_read_timeout 300; proxy_buffering off; proxy_request_buffering off;
+  server {
+    listen 127.0.0.1:$ngx_port;
+    client_max_body_size 0;
+    location / { proxy_set_header Host \$host:\$server_port; proxy_pass http://127.0.0.1:$DIST_PORT; }
+  }
+}
+NGX
+nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;' & PIDS+=($!)
+wait_ready "http://127.0.0.1:$up_port/v2/"; wait_ready "http://127.0.0.1:$ngx_port/v2/"
+
+declare -A SPEED
+for round in $(seq 1 "$ROUNDS"); do
+    for via in direct berth nginx; do
+        case $via in direct) port=$DIST_PORT ;; berth) port=$up_port ;; nginx) port=$ngx_port ;; esac
+        sync
+        s=$(curl -fsS -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$port/v2/bench/big/blobs/$blob_digest")
+        mibs=$(awk -v s="$s" 'BEGIN { printf "%.0f", s / 1048576 }')
+        SPEED[$via]+="$mibs "
+        log "round $round, pull via $via: $mibs MiB/s"
+    done
+done
+up_rss=$(awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$UP_PID/status")
+
+# ---------------------------------------------------------------- 3. proxy repository: cold pull
+declare -A TTFB TOTAL
+for round in $(seq 1 "$ROUNDS"); do
+    curl -fsS -o /dev/null -X DELETE "http://127.0.0.1:$main_port/service/rest/v1/repositories/hub/cache"
+    rm -rf "$TMP/up/blobs/sha256"
+    read -r ttfb total < <(curl -fsS -o /dev/null -w '%{time_starttransfer} %{time_total}\n' "http://127.0.0.1:$main_port/v2/hub/bench/big/blobs/$blob_digest")
+    TTFB[cold]+="$ttfb "; TOTAL[cold]+="$total "
+    read -r ttfb total < <(curl -fsS -o /dev/null -w '%{time_starttransfer} %{time_total}\n' "http://127.0.0.1:$main_port/v2/hub/bench/big/blobs/$blob_digest")
+    TTFB[warm]+="$ttfb "; TOTAL[warm]+="$total "
+    log "round $round, proxy cold pull: first byte after $ttfb s (warm pull: $total s)"
+done
+
+med() { tr ' ' '\n' <<<"$1" | grep . | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+ms() { awk -v s="$1" 'BEGIN { printf "%.0f", s * 1000 }'; }
+sp_direct=$(med "${SPEED[direct]}"); sp_berth=$(med "${SPEED[berth]}"); sp_nginx=$(med "${SPEED[nginx]}")
+cold_ttfb=$(med "${TTFB[cold]}"); cold_total=$(med "${TOTAL[cold]}"); warm_total=$(med "${TOTAL[warm]}")
+out=$(cat <<MD
+# Front door and proxy benchmark
+
+- Date: $(date -u +%FT%TZ); machine: $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)
+- Berth $(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo '?'), distribution $(dpkg-query -W -f='${Version}' docker-registry), nginx $(dpkg-query -W -f='${Version}' nginx); $ROUNDS round(s), medians; blob ${BLOB_MIB} MiB
+
+| Figure | Value |
+|---|---|
+| Start with 5,000 host + 500 port routes (until the last port answers) | ${MANY_START} s |
+| Manifest GET through a host route, 1 route | ${r_one} req/s, p99 ${p_one} ms |
+| Manifest GET through a host route, 5,000 host + 500 port routes | ${r_many} req/s, p99 ${p_many} ms |
+| Request rate with many routes / with one | $(ratio "$r_many" "$r_one")× |
+| Blob pull direct from distribution | ${sp_direct} MiB/s |
+| Same pull through a Berth \`upstream:\` route | ${sp_berth} MiB/s ($(ratio "$sp_berth" "$sp_direct")× direct; Berth peak RSS ${up_rss} MiB) |
+| Same pull through nginx \`proxy_pass\` (the guide's settings) | ${sp_nginx} MiB/s ($(ratio "$sp_nginx" "$sp_direct")× direct) |
+| Proxy repository, cold pull: time to first byte | $(ms "$cold_ttfb") ms |
+| Proxy repository, cold pull: whole blob | $(ms "$cold_total") ms (first byte at $(ratio "$cold_ttfb" "$cold_total")× of the transfer) |
+| Proxy repository, warm pull (cached): whole blob | $(ms "$warm_total") ms |
+MD
+)
+printf '%s\n' "$out"
+printf '%s\n' "$out" >"$BENCH_DIR/results/frontdoor.md"
