@@ -182,9 +182,10 @@ for round in $(seq 1 "$ROUNDS"); do
     rm -rf "$TMP/up/blobs/sha256"
     read -r ttfb total < <(curl -fsS -o /dev/null -w '%{time_starttransfer} %{time_total}\n' "http://127.0.0.1:$main_port/v2/hub/bench/big/blobs/$blob_digest")
     TTFB[cold]+="$ttfb "; TOTAL[cold]+="$total "
+    log "round $round, proxy cold pull: first byte after $ttfb s, whole blob after $total s"
     read -r ttfb total < <(curl -fsS -o /dev/null -w '%{time_starttransfer} %{time_total}\n' "http://127.0.0.1:$main_port/v2/hub/bench/big/blobs/$blob_digest")
     TTFB[warm]+="$ttfb "; TOTAL[warm]+="$total "
-    log "round $round, proxy cold pull: first byte after $ttfb s (warm pull: $total s)"
+    log "round $round, proxy warm pull: $total s"
 done
 
 med() { tr ' ' '\n' <<<"$1" | grep . | median; }
