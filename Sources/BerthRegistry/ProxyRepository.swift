@@ -84,7 +84,7 @@ final class ProxyRepository: Sendable {
 
     /// Joins the download of `digest` in progress, or starts one. The download runs to its end even when the
     /// client that started it goes away, so the cache and the other readers still get the blob.
-    func fetch(_ digest: Digest, image: ImageRef, blobs: any BlobStore, metadata: any MetadataStore) async throws(UpstreamError) -> InflightFetch {
+    func fetch(_ digest: Digest, image: ImageRef, blobs: any BlobStore, metadata: any MetadataStore, tracker: UploadTracker) async throws(UpstreamError) -> InflightFetch {
         if let running = inflight.withLockedValue({ $0[digest] }) { return running }
         let download = try await call { () async throws(UpstreamError) in try await client.getBlob(image.image, digest) }
         guard let size = download.size else {
@@ -102,7 +102,10 @@ final class ProxyRepository: Sendable {
             Task { for try await _ in download.body {} }
             return winner
         }
+        // Marked busy so the purger of abandoned uploads leaves the download's file alone.
+        _ = tracker.claim(id)
         Task {
+            defer { tracker.remove(id) }
             do {
                 try await self.download(download, into: fetch, image: image, blobs: blobs, metadata: metadata)
                 fetch.update(.committed)

@@ -40,7 +40,7 @@ extension Registry {
             }
             guard case .proxy(let proxy) = backing, !proxy.isKnownMissing(source.image, digest.description) else { continue }
             do {
-                let fetch = try await proxy.fetch(digest, image: source, blobs: blobs, metadata: metadata)
+                let fetch = try await proxy.fetch(digest, image: source, blobs: blobs, metadata: metadata, tracker: tracker)
                 return InflightReadHandle(fetch: fetch, blobs: blobs)
             } catch .notFound {
                 proxy.rememberMissing(source.image, digest.description)

@@ -51,7 +51,7 @@ public enum BerthApplication {
 
     /// Every listener of the configuration in one service group, with graceful shutdown on SIGTERM/SIGINT and
     /// configuration reload on SIGHUP when `configPath` is given.
-    public static func run(_ config: BerthConfiguration, registry: Registry, configPath: String?, logger: Logger) async throws {
+    public static func run(_ config: BerthConfiguration, registry: Registry, configPath: String?, dataDirectory: String, logger: Logger) async throws {
         let frontDoor = FrontDoor(config)
         let upstream = UpstreamProxy(logger: logger)
         let responder = BerthResponder(registry: registry, frontDoor: frontDoor, upstream: upstream, logger: logger)
@@ -69,7 +69,7 @@ public enum BerthApplication {
         }
         if let configPath {
             services.append(ConfigReloader(
-                path: configPath, current: config, registry: registry, frontDoor: frontDoor, certificates: stores, logger: logger))
+                path: configPath, dataDirectory: dataDirectory, current: config, registry: registry, frontDoor: frontDoor, certificates: stores, logger: logger))
         }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {

@@ -413,8 +413,13 @@ public enum ConfigurationLoader {
         /// A path relative to the configuration file's folder (certificates sit next to the config).
         func resolve(_ path: String) -> String {
             guard !path.hasPrefix("/") else { return path }
-            let folder = (file as NSString).deletingLastPathComponent
-            return folder.isEmpty ? path : folder + "/" + path
+            var folder = (file as NSString).deletingLastPathComponent
+            if !folder.hasPrefix("/") {
+                // Absolute, so that files generated from this config (proxy-config) work from anywhere.
+                let cwd = FileManager.default.currentDirectoryPath
+                folder = folder.isEmpty ? cwd : cwd + "/" + folder
+            }
+            return folder + "/" + path
         }
 
         func error(_ node: Node, _ reason: String) -> ConfigurationError {

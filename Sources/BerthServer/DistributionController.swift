@@ -199,8 +199,8 @@ struct DistributionController: Sendable {
         }
         let digest = try Digest(parsing: digestParam)
         let range = try Self.contentRange(request)
-        let hasBody = request.headers[.contentLength].map { $0 != "0" } ?? (request.headers[.transferEncoding] != nil)
-        _ = try await registry.finishUpload(id, in: ref, digest: digest, range: range, body: hasBody ? request.body : nil)
+        // The body is the last chunk; an empty one simply adds nothing.
+        _ = try await registry.finishUpload(id, in: ref, digest: digest, range: range, body: request.body)
         return Response(status: .created, headers: [
             .location: namespace.blobPath(name, digest), .dockerContentDigest: digest.description, .contentLength: "0",
         ])

@@ -58,6 +58,9 @@ public final class RegistryClient: Sendable {
             timeout: .init(connect: .seconds(Int64(configuration.connectTimeoutSeconds)), read: .seconds(Int64(configuration.readTimeoutSeconds))),
             decompression: .disabled)
         http.httpVersion = .http1Only
+        // Fail fast when the upstream is down: the cache answers instead, and the auto-block counts it.
+        http.connectionPool.retryConnectionEstablishment = false
+        http.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
         client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: http)
         self.logger = logger
     }

@@ -65,7 +65,7 @@ struct Serve: AsyncParsableCommand {
             printError("berth: \(config ?? "configuration"): \(error)")
             throw ExitCode(2)
         }
-        try await BerthApplication.run(configuration, registry: registry, configPath: config, logger: logger)
+        try await BerthApplication.run(configuration, registry: registry, configPath: config, dataDirectory: data, logger: logger)
     }
 }
 

@@ -1,4 +1,5 @@
 import BerthCore
+import BerthServer
 import Foundation
 import HTTPTypes
 import HummingbirdTesting

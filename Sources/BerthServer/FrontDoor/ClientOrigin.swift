@@ -64,12 +64,12 @@ struct ClientOrigin: Sendable, Equatable {
 }
 
 extension HTTPField.Name {
-    static let forwarded = HTTPField.Name("Forwarded")!
-    static let xForwardedProto = HTTPField.Name("X-Forwarded-Proto")!
-    static let xForwardedHost = HTTPField.Name("X-Forwarded-Host")!
-    static let xForwardedPort = HTTPField.Name("X-Forwarded-Port")!
-    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
-    static let xRealIP = HTTPField.Name("X-Real-IP")!
+    public static let forwarded = HTTPField.Name("Forwarded")!
+    public static let xForwardedProto = HTTPField.Name("X-Forwarded-Proto")!
+    public static let xForwardedHost = HTTPField.Name("X-Forwarded-Host")!
+    public static let xForwardedPort = HTTPField.Name("X-Forwarded-Port")!
+    public static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
+    public static let xRealIP = HTTPField.Name("X-Real-IP")!
 }
 
 extension String {

@@ -9,6 +9,8 @@ import UnixSignals
 /// storage, is refused with its reason and the running configuration stays.
 struct ConfigReloader: Service {
     let path: String
+    /// The `--data` folder of the running process: storage defaults of the reloaded file resolve against it.
+    let dataDirectory: String
     let current: BerthConfiguration
     let registry: Registry
     let frontDoor: FrontDoor
@@ -29,7 +31,7 @@ struct ConfigReloader: Service {
     }
 
     private func reload(from active: BerthConfiguration) throws -> BerthConfiguration {
-        var next = try ConfigurationLoader.load(path: path)
+        var next = try ConfigurationLoader.load(path: path, dataDirectory: dataDirectory)
         // Command-line overrides of the running process stay in force.
         next.listen = active.listen
         guard next.blobs == active.blobs, next.metadata == active.metadata else {

@@ -20,9 +20,25 @@ public enum ProxyConfigGenerator {
 
     /// A host route's servers listen where Berth's extra listeners do; without any, on 443 with TLS
     /// certificates to fill in.
-    private static func hostListeners(_ config: BerthConfiguration) -> [(port: Int, tls: FrontDoorConfiguration.TLS?)] {
-        let listeners = config.frontDoor.listeners.map { ($0.listen.port, $0.tls) }
-        return listeners.isEmpty ? [(443, FrontDoorConfiguration.TLS(certificates: [.init(cert: "/path/to/ssl/server.crt", key: "/path/to/ssl/server.key")]))] : listeners
+    /// Where a proxy binds for a listen address: the port alone for all interfaces, else `host:port`.
+    private struct Bind {
+        var address: String
+        var port: Int
+        var tls: FrontDoorConfiguration.TLS?
+
+        init(_ listen: BerthConfiguration.ListenAddress, tls: FrontDoorConfiguration.TLS?) {
+            address = listen.host == "0.0.0.0" || listen.host == "::" ? String(listen.port) : listen.description
+            port = listen.port
+            self.tls = tls
+        }
+    }
+
+    /// A host route's servers listen where Berth's extra listeners do; without any, on 443 with TLS
+    /// certificates to fill in.
+    private static func hostListeners(_ config: BerthConfiguration) -> [Bind] {
+        let listeners = config.frontDoor.listeners.map { Bind($0.listen, tls: $0.tls) }
+        let placeholder = FrontDoorConfiguration.TLS(certificates: [.init(cert: "/path/to/ssl/server.crt", key: "/path/to/ssl/server.key")])
+        return listeners.isEmpty ? [Bind(.init(host: "0.0.0.0", port: 443), tls: placeholder)] : listeners
     }
 
     // MARK: nginx
@@ -47,7 +63,7 @@ public enum ProxyConfigGenerator {
 
             """
         var splitIndex = 0
-        func server(listen: Int, tls: FrontDoorConfiguration.TLS?, names: String?, docker: String, mapName: String? = nil) -> String {
+        func server(listen: String, tls: FrontDoorConfiguration.TLS?, names: String?, docker: String, mapName: String? = nil) -> String {
             var s = "server {\n"
             s += "    listen \(listen)\(tls != nil ? " ssl" : "");\n"
             if let names { s += "    server_name \(names);\n" }
@@ -96,41 +112,36 @@ public enum ProxyConfigGenerator {
         for route in config.frontDoor.routes {
             let destination = destination(route.endpoint)
             out += "# route\(route.line.map { " (line \($0))" } ?? "")\n"
+            // Where the route's servers listen, which names they answer, and whether the name picks the repository.
+            let placements: [Bind]
+            let names: String?
+            var capture = false
             switch route.match {
             case .port(let port):
+                placements = [Bind(route.listen ?? .init(host: "0.0.0.0", port: port), tls: route.tls)]
+                names = nil
+            case .host(let host):
+                placements = hostListeners(config)
+                names = host
+            case .wildcard(let suffix):
+                capture = route.endpoint == .subdomain
+                let escaped = suffix.replacingOccurrences(of: ".", with: "\\.")
+                placements = hostListeners(config)
+                names = capture ? "~^(?<berth_repo>[^.]+)\(escaped)$" : "*\(suffix)"
+            }
+            for placement in placements {
                 if case .upstream(let u) = route.endpoint {
-                    out += upstreamServer(listen: port, tls: route.tls, names: nil, url: u)
+                    out += upstreamServer(listen: placement.address, tls: placement.tls, names: names, url: u)
                     continue
                 }
-                let (target, map) = docker(destination, capture: false)
-                out += server(listen: port, tls: route.tls, names: nil, docker: target, mapName: map)
-            case .host(let host):
-                for listener in hostListeners(config) {
-                    if case .upstream(let u) = route.endpoint {
-                        out += upstreamServer(listen: listener.port, tls: listener.tls, names: host, url: u)
-                        continue
-                    }
-                    let (target, map) = docker(destination, capture: false)
-                    out += server(listen: listener.port, tls: listener.tls, names: host, docker: target, mapName: map)
-                }
-            case .wildcard(let suffix):
-                let capture = route.endpoint == .subdomain
-                let escaped = suffix.replacingOccurrences(of: ".", with: "\\.")
-                let names = capture ? "~^(?<berth_repo>[^.]+)\(escaped)$" : "*\(suffix)"
-                for listener in hostListeners(config) {
-                    if case .upstream(let u) = route.endpoint {
-                        out += upstreamServer(listen: listener.port, tls: listener.tls, names: names, url: u)
-                        continue
-                    }
-                    let (target, map) = docker(destination, capture: capture)
-                    out += server(listen: listener.port, tls: listener.tls, names: names, docker: target, mapName: map)
-                }
+                let (target, map) = docker(destination, capture: capture)
+                out += server(listen: placement.address, tls: placement.tls, names: names, docker: target, mapName: map)
             }
         }
         return out
     }
 
-    private static func upstreamServer(listen: Int, tls: FrontDoorConfiguration.TLS?, names: String?, url: FrontDoorConfiguration.Upstream) -> String {
+    private static func upstreamServer(listen: String, tls: FrontDoorConfiguration.TLS?, names: String?, url: FrontDoorConfiguration.Upstream) -> String {
         var s = "server {\n    listen \(listen)\(tls != nil ? " ssl" : "");\n"
         if let names { s += "    server_name \(names);\n" }
         if let cert = tls?.certificates.first { s += "    ssl_certificate \(cert.cert);\n    ssl_certificate_key \(cert.key);\n" }
@@ -155,10 +166,11 @@ public enum ProxyConfigGenerator {
 
     private static func apache(_ config: BerthConfiguration, backend: String) -> String {
         var out = ""
-        var listens: [Int: Bool] = [:]
-        func vhost(port: Int, tls: FrontDoorConfiguration.TLS?, serverName: String?, alias: String?, rules: String) -> String {
-            listens[port] = tls != nil
-            var s = "<VirtualHost *:\(port)>\n"
+        var listens: [String: Bool] = [:]
+        func vhost(_ bind: Bind, serverName: String?, alias: String?, rules: String) -> String {
+            let tls = bind.tls
+            listens[bind.address] = tls != nil
+            var s = "<VirtualHost *:\(bind.port)>\n"
             if let serverName { s += "  ServerName \(serverName)\n" }
             if let alias { s += "  ServerAlias \(alias)\n" }
             s += """
@@ -214,15 +226,15 @@ public enum ProxyConfigGenerator {
                 default:
                     r = rules(route.endpoint)
                 }
-                out += vhost(port: port, tls: route.tls, serverName: nil, alias: nil, rules: r)
+                out += vhost(Bind(route.listen ?? .init(host: "0.0.0.0", port: port), tls: route.tls), serverName: nil, alias: nil, rules: r)
             case .host(let host):
                 for listener in hostListeners(config) {
-                    out += vhost(port: listener.port, tls: listener.tls, serverName: host, alias: nil, rules: rules(route.endpoint))
+                    out += vhost(listener, serverName: host, alias: nil, rules: rules(route.endpoint))
                 }
             case .wildcard(let suffix):
                 let escaped = suffix.replacingOccurrences(of: ".", with: "\\.")
                 for listener in hostListeners(config) {
-                    out += vhost(port: listener.port, tls: listener.tls, serverName: "berth-wildcard\(suffix)", alias: "*\(suffix)", rules: rules(route.endpoint, captured: escaped))
+                    out += vhost(listener, serverName: "berth-wildcard\(suffix)", alias: "*\(suffix)", rules: rules(route.endpoint, captured: escaped))
                 }
             }
         }
@@ -231,8 +243,8 @@ public enum ProxyConfigGenerator {
             # Needs mod_proxy, mod_proxy_http, mod_rewrite, mod_headers and (for TLS) mod_ssl.
 
             """
-        for (port, tls) in listens.sorted(by: { $0.key < $1.key }) {
-            head += "Listen \(port)\(tls ? " https" : "")\n"
+        for (address, tls) in listens.sorted(by: { $0.key < $1.key }) {
+            head += "Listen \(address)\(tls ? " https" : "")\n"
         }
         return head + "\n" + out
     }

@@ -139,6 +139,9 @@ final class UpstreamProxy: Service, Sendable {
                 timeout: .init(connect: .seconds(Int64(key.connect)), read: .seconds(Int64(key.read))),
                 decompression: .disabled)
             configuration.httpVersion = .http1Only
+            // A refused connection is a 502 now, not after the connect timeout; and many clients stream at once.
+            configuration.connectionPool.retryConnectionEstablishment = false
+            configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 256
             let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
             clients[key] = client
             return client
