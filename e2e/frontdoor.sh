@@ -1,0 +1,1030 @@
+#!/usr/bin/env bash
+# End-to-end test of Berth's front door: listeners, TLS with SNI, port / host / wildcard /
+# subdomain routes, the pull/push split, upstream (reverse-proxy) routes, SIGHUP reloads, and
+# `berth proxy-config` for those who keep nginx or Apache httpd in front of Berth.
+#
+# Real clients and servers only: skopeo (images built with umoci), curl, openssl, Debian's
+# docker-registry (CNCF distribution) behind an upstream route, nginx and Apache httpd.
+#
+#   1. a test CA and certificates (openssl); test host names in /etc/hosts (removed on exit)
+#   2. `berth config check` accepts the config and refuses a broken one (exit 2, FILE:LINE:COL:)
+#   3. TLS push + pull with matching digests through every access method: port route, exact host,
+#      wildcard host, {repo} subdomain, pull/push split, repository path and Nexus path; the
+#      certificate picked by SNI (first one by default); upload Locations in the client's terms
+#   4. unknown hosts and unknown {repo} subdomains get 404 NAME_UNKNOWN, never other content
+#   5. upstream routes: docker-registry behind Berth (push, pull, Location and token realm
+#      rewritten), an upstream URL with a path (Nexus-style), 502 + OCI error once it is down
+#   6. nginx and Apache httpd in front of a routes-less Berth, with the configuration
+#      `berth proxy-config` generates (port, pull/push split and {repo} routes; certificate paths
+#      and listen addresses checked) and with hand-written guide-shaped ones
+#      (e2e/frontdoor/*.conf.in): multi-layer pushes/pulls and one large monolithic blob each
+#   7. SIGHUP reload: a new host route works; a broken file is refused, old routes keep working
+#
+# Usage:  bash e2e/frontdoor.sh      (as root: edits /etc/hosts, installs missing Debian packages)
+# Env:    BERTH_BIN     berth binary (default /work/main/.build/debug/berth)
+#         E2E_BIG_MIB   size of the large blob in MiB (default 1024)
+#         E2E_KEEP=1    keep the temp dir (it is printed) for post-mortem
+# Output: one "ok - ..." / "not ok - ..." line per check, then "N passed, M failed".
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BERTH_BIN=${BERTH_BIN:-/work/main/.build/debug/berth}
+E2E_BIG_MIB=${E2E_BIG_MIB:-1024}
+SKOPEO_TIMEOUT=300 # seconds per skopeo invocation; a hang must not stall CI
+CURL_TIMEOUT=300   # seconds per curl request (the large blob included)
+HOSTS_TAG="# berth-e2e-frontdoor (added by e2e/frontdoor.sh, removed on exit)"
+TEST_HOSTS=(project.example.test project-push.example.test anything.wild.example.test
+  docker-hosted-project.docker.example.test docker-group-project.docker.example.test
+  nope.docker.example.test reload.example.test)
+H=docker-hosted-project # the hosted repository
+G=docker-group-project  # the "pull" side (groups do not exist yet: a second hosted repository)
+OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
+
+# Loopback only: never send test traffic through a proxy from the environment.
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
+export NO_PROXY='*' no_proxy='*'
+
+# ---------------------------------------------------------------- packages ---
+
+# Install missing Debian packages (fresh Debian 12, root, no stdin).
+ensure_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "# installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq </dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
+}
+
+# ------------------------------------------------------------ reporting ---
+
+PASSED=0
+FAILED=0
+SUMMARY_PRINTED=0
+START_TIME=$(date +%s)
+
+# LAST_OK: 1 if the latest check passed (check and check_eq always return 0, so that a failed
+# check never stops the script under set -e; callers that depend on it test LAST_OK).
+LAST_OK=0
+ok() { PASSED=$((PASSED + 1)); LAST_OK=1; echo "ok - $*"; }
+not_ok() { FAILED=$((FAILED + 1)); LAST_OK=0; echo "not ok - $*"; }
+passed() { [ "$LAST_OK" = 1 ]; }
+
+# check DESCRIPTION COMMAND...: passes if COMMAND exits 0; its output is shown (tail) on failure.
+check() {
+  local desc=$1; shift
+  if "$@" >"$WORK/check.out" 2>&1; then
+    ok "$desc"
+  else
+    not_ok "$desc"
+    sed 's/^/#   /' "$WORK/check.out" | tail -n 15
+  fi
+}
+
+# check_eq DESCRIPTION EXPECTED ACTUAL
+check_eq() {
+  if [ "$2" == "$3" ]; then
+    ok "$1"
+  else
+    not_ok "$1"
+    echo "#   expected: $2"
+    echo "#   actual:   $3" | head -n 15
+  fi
+}
+
+print_summary() {
+  [ "$SUMMARY_PRINTED" -eq 1 ] && return 0
+  SUMMARY_PRINTED=1
+  echo "# total time: $(($(date +%s) - START_TIME)) s"
+  echo "$PASSED passed, $FAILED failed"
+}
+
+SECTION_START=0
+section() {
+  [ "$SECTION_START" -gt 0 ] && echo "#   ($(($(date +%s) - SECTION_START)) s)"
+  SECTION_START=$(date +%s)
+  echo "# --- $*"
+}
+
+# Stop here: later scenarios make no sense (e.g. the server does not start).
+BAILED=0
+bail() {
+  not_ok "$*"
+  BAILED=1
+  exit 1
+}
+
+# --------------------------------------------------------------- cleanup ---
+
+WORK=""
+HOSTS_ADDED=0
+declare -A PIDS=() # name -> pid of every server this script started
+
+# stop_pid NAME: SIGTERM, wait <= 20 s, then SIGKILL. Returns 1 if SIGKILL was needed.
+stop_pid() {
+  local name=$1 pid=${PIDS[$1]:-} _ rc=0
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null || true
+    rc=1
+  fi
+  wait "$pid" 2>/dev/null || true
+  unset "PIDS[$name]"
+  return $rc
+}
+
+hosts_remove() {
+  # Rewrite in place (not sed -i: /etc/hosts may be a bind mount); only our tagged lines go.
+  local kept
+  kept=$(grep -vF -- "$HOSTS_TAG" /etc/hosts || true)
+  printf '%s\n' "$kept" >/etc/hosts
+}
+
+hosts_add() {
+  grep -qF -- "$HOSTS_TAG" /etc/hosts && hosts_remove # left over by a killed run
+  HOSTS_ADDED=1
+  printf '127.0.0.1 %s %s\n' "${TEST_HOSTS[*]}" "$HOSTS_TAG" >>/etc/hosts
+}
+
+cleanup() {
+  local rc=$?
+  set +e
+  trap - EXIT ERR
+  local name
+  for name in "${!PIDS[@]}"; do kill -TERM "${PIDS[$name]}" 2>/dev/null; done
+  for name in "${!PIDS[@]}"; do stop_pid "$name"; done
+  [ "$HOSTS_ADDED" -eq 1 ] && hosts_remove
+  if [ "$SUMMARY_PRINTED" -eq 0 ] && [ "$rc" -ne 0 ] && [ "$BAILED" -eq 0 ]; then
+    not_ok "script aborted unexpectedly (exit $rc; signal, or see '# error' line above)"
+  fi
+  print_summary
+  if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+    if [ "${E2E_KEEP:-0}" = 1 ]; then echo "# kept $WORK"; else rm -rf "$WORK"; fi
+  fi
+  [ "$FAILED" -eq 0 ] && [ "$rc" -eq 0 ] && exit 0
+  exit 1
+}
+
+# ---------------------------------------------------------------- helpers ---
+
+USED_PORTS=" "
+# A loopback TCP port nobody listens on and not handed out before (bounded tries).
+free_port() {
+  local p _
+  for _ in $(seq 1 200); do
+    p=$((20000 + RANDOM % 30000))
+    [[ $USED_PORTS == *" $p "* ]] && continue
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      USED_PORTS+="$p "
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
+sha256_of() { openssl dgst -sha256 -r "$1" | cut -c1-64; }
+
+sk() { timeout "$SKOPEO_TIMEOUT" skopeo --policy "$WORK/policy.json" "$@"; }
+
+# Flags for skopeo: MODE is "tls" (verify with the test CA) or "plain" (http).
+tls_flags() { # MODE KIND(src|dest|"")
+  local prefix=${2:+--$2-}
+  prefix=${prefix:---}
+  if [ "$1" = tls ]; then echo "${prefix}cert-dir=$CERTS"; else echo "${prefix}tls-verify=false"; fi
+}
+
+# Digest of the manifest a registry serves for REF (docker://...).
+remote_digest() { # REF MODE
+  local raw
+  raw=$(mktemp "$WORK/raw.XXXXXX")
+  sk inspect "$(tls_flags "$2" "")" --raw "$1" >"$raw" || return 1
+  echo "sha256:$(sha256_of "$raw")"
+}
+
+# push DESCRIPTION SRC DEST MODE
+push() {
+  check "$1" sk copy --quiet --all --preserve-digests "$(tls_flags "$4" dest)" "$2" "$3"
+}
+
+# pull_and_compare REF LAYOUT DIGEST LABEL MODE: the registry serves DIGEST for REF and a pull
+# of REF into a fresh OCI layout yields byte-identical blobs.
+pull_and_compare() {
+  local ref=$1 layout=$2 digest=$3 label=$4 mode=$5
+  check_eq "$label: manifest digest of $ref" "$digest" "$(remote_digest "$ref" "$mode" 2>&1)"
+  local out; out=$(mktemp -d "$WORK/pull.XXXXXX")
+  if sk copy --quiet --all --preserve-digests "$(tls_flags "$mode" src)" "$ref" "oci:$out:pulled" >"$WORK/err" 2>&1; then
+    check "$label: pull $ref gives identical manifest and blobs" same_blobs "$layout" "$out" "$digest"
+  else
+    not_ok "$label: pull $ref"; sed 's/^/#   /' "$WORK/err" | tail -n 10
+  fi
+  rm -rf "$out"
+}
+
+# roundtrip LABEL VARIANT REF MODE: push image VARIANT (a tag of $IMG) to REF and pull it back.
+roundtrip() {
+  local label=$1 variant=$2 ref=$3 mode=$4
+  local digest; digest=$(layout_digest "$IMG" "$variant")
+  push "$label: push $ref" "oci:$IMG:$variant" "docker://$ref" "$mode"
+  passed || return 0
+  pull_and_compare "docker://$ref" "$IMG" "$digest" "$label" "$mode"
+}
+
+# refuses LABEL REF MODE: REF cannot be read (skopeo inspect fails).
+refuses() {
+  if sk inspect "$(tls_flags "$3" "")" --raw "docker://$2" >"$WORK/err" 2>&1; then
+    not_ok "$1: docker://$2 must not be readable"
+  else
+    ok "$1: docker://$2 is not readable ($(grep -o 'manifest unknown\|name unknown\|404[^"]*' "$WORK/err" | head -n 1))"
+  fi
+}
+
+# http METHOD URL [curl args...]: sets HTTP_STATUS, headers in $WORK/resp.headers, body in
+# $WORK/resp.body. Never fails (status 000 on transport errors).
+http() {
+  local method=$1 url=$2; shift 2
+  local verb=(-X "$method") out="$WORK/resp.body"
+  [ "$method" = HEAD ] && { verb=(--head); out=/dev/null; }
+  : >"$WORK/resp.body"
+  HTTP_STATUS=$(curl -sS "${verb[@]}" -H 'Expect:' --max-time "$CURL_TIMEOUT" --cacert "$CA_CRT" \
+    -o "$out" -D "$WORK/resp.headers" -w '%{http_code}' "$@" "$url" 2>"$WORK/resp.err") || true
+  [ -n "$HTTP_STATUS" ] || HTTP_STATUS=000
+}
+
+header() {
+  grep -i "^$1:" "$WORK/resp.headers" | tail -n 1 | cut -d: -f2- | tr -d '\r' | sed 's/^[[:space:]]*//;s/[[:space:]]*$//'
+}
+
+show_response() {
+  echo "#   request: $*"
+  sed 's/^/#   < /' "$WORK/resp.headers" | tr -d '\r' | head -n 20
+  head -c 600 "$WORK/resp.body" | sed 's/^/#   body: /'; echo
+  [ -s "$WORK/resp.err" ] && sed 's/^/#   curl: /' "$WORK/resp.err"
+  return 0
+}
+
+# check_status DESCRIPTION EXPECTED "request": fails (after reporting) on another status.
+check_status() {
+  if [ "$HTTP_STATUS" = "$2" ]; then
+    ok "$1"
+  else
+    not_ok "$1 (expected $2, got $HTTP_STATUS)"
+    show_response "$3"
+    return 1
+  fi
+}
+
+# OCI error code of the last response body (first error), or "-" if it is not an OCI error.
+error_code() { jq -r '.errors[0].code // "-"' "$WORK/resp.body" 2>/dev/null || echo -; }
+
+# expect_error DESCRIPTION STATUS CODES METHOD URL [curl args]: CODES is one OCI error code or
+# several separated by "|".
+expect_error() {
+  local desc=$1 status=$2 code=$3 method=$4 url=$5; shift 5
+  http "$method" "$url" "$@"
+  local got_code; got_code=$(error_code)
+  if [ "$HTTP_STATUS" = "$status" ] && [[ "|$code|" == *"|$got_code|"* ]]; then
+    ok "$desc ($status $got_code)"
+  else
+    not_ok "$desc (expected $status $code, got $HTTP_STATUS $got_code)"
+    show_response "$method $url $*"
+  fi
+}
+
+# tags_of BASE_URL NAME: comma-joined tags listed at BASE_URL/v2/NAME/tags/list (or "HTTP <status>").
+tags_of() {
+  http GET "$1/v2/$2/tags/list"
+  if [ "$HTTP_STATUS" = 200 ]; then jq -r '.tags // [] | sort | join(",")' "$WORK/resp.body"; else echo "HTTP $HTTP_STATUS"; fi
+}
+
+# wait_status URL STATUS SECONDS [curl args]: poll until URL answers STATUS.
+wait_status() {
+  local url=$1 want=$2 secs=$3; shift 3
+  local code="" _
+  for _ in $(seq 1 $((secs * 5))); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$CA_CRT" "$@" "$url" || true)
+    [ "$code" = "$want" ] && return 0
+    sleep 0.2
+  done
+  echo "# $url answered $code, not $want, within $secs s"
+  return 1
+}
+
+# Location of the last response, as a path (scheme and authority stripped).
+location_path() { header Location | sed -E 's|^https?://[^/]*||'; }
+
+# ------------------------------------------------------------ OCI layouts ---
+
+layout_digest() {
+  jq -r --arg t "$2" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t) | .digest' "$1/index.json"
+}
+
+blob_path() { echo "$1/blobs/${2%%:*}/${2#*:}"; }
+
+reachable_blobs() {
+  local dir=$1 digest=$2 f child
+  f=$(blob_path "$dir" "$digest")
+  echo "$digest"
+  if jq -e '.manifests' "$f" >/dev/null 2>&1; then
+    for child in $(jq -r '.manifests[].digest' "$f"); do reachable_blobs "$dir" "$child"; done
+  else
+    jq -r '.config.digest, .layers[].digest' "$f"
+  fi
+}
+
+# Pulled-back layout OUT holds exactly the blobs reachable from DIGEST in SRC, byte-identical.
+same_blobs() {
+  local src=$1 out=$2 digest=$3 d f expected actual
+  expected=$(reachable_blobs "$src" "$digest" | sort -u)
+  actual=$(cd "$out/blobs" && find . -type f | sed 's|^\./||; s|/|:|' | sort -u)
+  if [ "$expected" != "$actual" ]; then
+    echo "blob sets differ:"; diff <(echo "$expected") <(echo "$actual") || true
+    return 1
+  fi
+  for d in $expected; do
+    f=$(blob_path "$out" "$d")
+    [ "sha256:$(sha256_of "$f")" = "$d" ] || { echo "corrupt blob $f"; return 1; }
+  done
+  [ "$(layout_digest "$out" pulled)" = "$digest" ] || { echo "pulled manifest is not $digest"; return 1; }
+}
+
+# ---------------------------------------------------------------- images ---
+
+# Add a layer to image REF (umoci unpack/repack). Args: "src:dest" or "random:SIZE:dest".
+add_layer() {
+  local ref=$1; shift
+  local bundle="$WORK/bundle" spec src dest size
+  rm -rf "$bundle"
+  umoci unpack --rootless --image "$ref" "$bundle" >/dev/null
+  for spec in "$@"; do
+    case $spec in
+      random:*)
+        size=$(echo "$spec" | cut -d: -f2); dest=$(echo "$spec" | cut -d: -f3)
+        mkdir -p "$bundle/rootfs$(dirname "$dest")"
+        head -c "$size" /dev/urandom >"$bundle/rootfs$dest" ;;
+      *)
+        src=${spec%%:*}; dest=${spec#*:}
+        mkdir -p "$bundle/rootfs$(dirname "$dest")"
+        cp -a "$src" "$bundle/rootfs$dest" ;;
+    esac
+  done
+  umoci repack --image "$ref" "$bundle" >/dev/null
+  rm -rf "$bundle"
+}
+
+# $IMG: one OCI layout. Tag "base" has two layers; every variant (one per access method, so that
+# each push really uploads blobs instead of finding them all in the repository already) adds a
+# third layer of its own random bytes.
+build_images() {
+  IMG="$WORK/src/img"
+  mkdir -p "$WORK/src"
+  umoci init --layout "$IMG"
+  umoci new --image "$IMG:base"
+  add_layer "$IMG:base" /etc/os-release:/etc/os-release /etc/debian_version:/etc/debian_version
+  add_layer "$IMG:base" "$(command -v jq):/usr/local/bin/jq" "random:2M:/opt/e2e/base.bin"
+  umoci config --image "$IMG:base" --config.entrypoint /usr/local/bin/jq --config.cmd=--version
+  local v
+  for v in "$@"; do
+    umoci tag --image "$IMG:base" "$v"
+    add_layer "$IMG:$v" "random:3M:/opt/e2e/$v.bin"
+  done
+  umoci gc --layout "$IMG"
+  echo "# built $(($# + 1)) images of 2-3 layers, e.g. port $(layout_digest "$IMG" port)"
+}
+
+# ------------------------------------------------------------ certificates ---
+
+# A test CA and three server certificates (RSA, SANs only as modern clients require).
+make_certs() {
+  local ca="$WORK/ca" fd="$WORK/fd"
+  mkdir -p "$ca" "$fd" "$CERTS"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$ca/ca.key" -out "$ca/ca.crt" -days 2 \
+    -subj "/CN=Berth e2e test CA" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  leaf() { # NAME SANS
+    openssl req -new -newkey rsa:2048 -nodes -keyout "$fd/$1.key" -out "$fd/$1.csr" -subj "/CN=$1" 2>/dev/null
+    printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' "$2" >"$fd/$1.ext"
+    openssl x509 -req -in "$fd/$1.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" -CAcreateserial \
+      -days 2 -extfile "$fd/$1.ext" -out "$fd/$1.crt" 2>/dev/null
+    rm -f "$fd/$1.csr" "$fd/$1.ext"
+  }
+  leaf server "DNS:localhost,IP:127.0.0.1"
+  leaf wildcard "DNS:*.docker.example.test,DNS:*.wild.example.test"
+  leaf project "DNS:project.example.test,DNS:project-push.example.test,DNS:reload.example.test"
+  cp "$ca/ca.crt" "$CERTS/ca.crt" # skopeo --cert-dir: *.crt are CA certificates
+  CA_CRT="$ca/ca.crt"
+  local c
+  for c in server wildcard project; do
+    openssl verify -CAfile "$CA_CRT" "$fd/$c.crt" >/dev/null || return 1
+  done
+}
+
+# --------------------------------------------------------------- servers ---
+
+# start_berth NAME CONFIG DATA MAIN_PORT: start `berth serve`, wait for GET /v2/ on the main listener.
+start_berth() {
+  local name=$1 config=$2 data=$3 port=$4 log="$WORK/$1.log"
+  mkdir -p "$data"
+  echo "# --- start $(date +%T) ---" >>"$log"
+  # cwd elsewhere: certificate paths must resolve relative to the config file's folder.
+  (wait_for_binary; cd / && exec "$BERTH_BIN" serve --config "$config" --data "$data") >>"$log" 2>&1 &
+  PIDS[$name]=$!
+  local code="" _
+  for _ in $(seq 1 150); do
+    if ! kill -0 "${PIDS[$name]}" 2>/dev/null; then
+      wait "${PIDS[$name]}" 2>/dev/null || true
+      unset "PIDS[$name]"
+      echo "# $name exited during startup; log:"; tail -n 30 "$log" | sed 's/^/#   /'
+      return 1
+    fi
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/v2/" || true)
+    [ "$code" = 200 ] && return 0
+    sleep 0.2
+  done
+  echo "# $name: GET /v2/ did not answer 200 within 30 s (last: $code); log:"
+  tail -n 30 "$log" | sed 's/^/#   /'
+  return 1
+}
+
+# Wait for the berth binary (it may be rebuilt in place while we run), <= 3 minutes.
+wait_for_binary() {
+  local _
+  for _ in $(seq 1 90); do
+    [ -x "$BERTH_BIN" ] && return 0
+    sleep 2
+  done
+  return 1
+}
+
+# berth ARGS...: the berth binary, once it is there.
+berth() {
+  wait_for_binary || { echo "berth binary missing: $BERTH_BIN" >&2; return 127; }
+  "$BERTH_BIN" "$@"
+}
+
+# start_distribution NAME PORT [token]: Debian's docker-registry on 127.0.0.1:PORT; with "token",
+# it demands Bearer tokens (GET /v2/ answers 401 with a token realm).
+start_distribution() {
+  local name=$1 port=$2 dir="$WORK/$1" want=200
+  mkdir -p "$dir/storage"
+  cat >"$dir/config.yml" <<EOF
+version: 0.1
+log: {level: warn}
+storage:
+  filesystem: {rootdirectory: $dir/storage}
+  delete: {enabled: true}
+http:
+  addr: 127.0.0.1:$port
+  secret: e2e-frontdoor
+EOF
+  if [ "${3:-}" = token ]; then
+    want=401
+    cat >>"$dir/config.yml" <<EOF
+auth:
+  token: {realm: "http://127.0.0.1:$port/token", service: e2e-registry, issuer: e2e-issuer, rootcertbundle: $CA_CRT}
+EOF
+  fi
+  # REGISTRY_* variables override docker-registry's configuration: keep ours out.
+  env -u REGISTRY_AUTH_FILE /usr/bin/docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+  PIDS[$name]=$!
+  wait_status "http://127.0.0.1:$port/v2/" "$want" 30 || { tail -n 20 "$dir/log"; return 1; }
+}
+
+# nginx with its own prefix: start_nginx NAME PORT (the proxy conf is $WORK/NAME/proxy.conf).
+start_nginx() {
+  local name=$1 port=$2 dir="$WORK/$1"
+  mkdir -p "$dir/logs" "$dir/tmp"
+  cat >"$dir/nginx.conf" <<EOF
+user root;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log $dir/logs/access.log;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  include $dir/proxy.conf;
+}
+EOF
+  if ! nginx -t -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" >"$dir/logs/t.log" 2>&1; then
+    sed 's/^/#   /' "$dir/logs/t.log"
+    return 1
+  fi
+  nginx -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" -g 'daemon off;' >"$dir/logs/stdout.log" 2>&1 &
+  PIDS[$name]=$!
+  wait_status "https://127.0.0.1:$port/v2/" 200 20 || { tail -n 20 "$dir/logs/error.log"; return 1; }
+}
+
+# Apache httpd with its own config file: start_apache NAME PORT (proxy conf: $WORK/NAME/proxy.conf).
+start_apache() {
+  local name=$1 port=$2 dir="$WORK/$1" m=/usr/lib/apache2/modules
+  mkdir -p "$dir/run" "$dir/lock"
+  # Children run as www-data: they must reach the lock folder.
+  chmod 711 "$WORK"
+  chmod 755 "$dir"
+  chown www-data "$dir/lock"
+  cat >"$dir/httpd.conf" <<EOF
+ServerRoot "$dir"
+ServerName 127.0.0.1
+PidFile "$dir/httpd.pid"
+ErrorLog "$dir/error.log"
+LogLevel warn
+DefaultRuntimeDir "$dir/run"
+Mutex file:$dir/lock default
+User www-data
+Group www-data
+Timeout 300
+StartServers 1
+LoadModule mpm_event_module $m/mod_mpm_event.so
+LoadModule authz_core_module $m/mod_authz_core.so
+LoadModule proxy_module $m/mod_proxy.so
+LoadModule proxy_http_module $m/mod_proxy_http.so
+LoadModule rewrite_module $m/mod_rewrite.so
+LoadModule headers_module $m/mod_headers.so
+LoadModule ssl_module $m/mod_ssl.so
+LogFormat "%h \"%r\" %>s %b %D" e2e
+CustomLog "$dir/access.log" e2e
+Include "$dir/proxy.conf"
+EOF
+  if ! apache2 -t -f "$dir/httpd.conf" >"$dir/t.log" 2>&1; then
+    sed 's/^/#   /' "$dir/t.log"
+    return 1
+  fi
+  apache2 -f "$dir/httpd.conf" -DFOREGROUND >"$dir/stdout.log" 2>&1 &
+  PIDS[$name]=$!
+  wait_status "https://127.0.0.1:$port/v2/" 200 20 || { tail -n 20 "$dir/error.log" "$dir/stdout.log"; return 1; }
+}
+
+# ------------------------------------------------------------- scenarios ---
+
+# 2. config check
+scenario_config_check() {
+  local cfg="$WORK/fd/berth.yml" out rc=0
+  out=$(berth config check "$cfg" 2>&1) || rc=$?
+  check_eq "config check accepts the front-door config (exit 0)" 0 "$rc"
+  passed || echo "$out" | sed 's/^/#   /'
+  # Broken: a route to an undeclared repository, on a known line.
+  local broken="$WORK/fd/broken.yml" line
+  cp "$cfg" "$broken"
+  echo '  - { host: broken.example.test, repository: docker-undeclared }' >>"$broken"
+  line=$(wc -l <"$broken")
+  rc=0
+  out=$(berth config check "$broken" 2>&1) || rc=$?
+  check_eq "config check refuses a route to an undeclared repository with exit 2" 2 "$rc"
+  passed || echo "$out" | sed 's/^/#   /'
+  if grep -qE "^(berth: )?$broken:$line:[0-9]+: " <<<"$out"; then
+    ok "config check names FILE:LINE:COL: of the bad route ($(head -n 1 <<<"$out" | sed "s|$WORK/||"))"
+  else
+    not_ok "config check names FILE:LINE:COL: of the bad route (expected $broken:$line:COL:)"
+    echo "$out" | sed 's/^/#   /' | head -n 5
+  fi
+}
+
+# 3. every access method, over TLS
+scenario_access_methods() {
+  local main="http://127.0.0.1:$P_MAIN"
+
+  echo "# port route 127.0.0.1:$P_PUSH -> $H"
+  roundtrip "port route" port "127.0.0.1:$P_PUSH/e2e/port:1" tls
+  check_eq "port route: push landed in $H" 1 "$(tags_of "$main" "$H/e2e/port")"
+  http POST "https://127.0.0.1:$P_PUSH/v2/e2e/loc/blobs/uploads/"
+  if check_status "port route: POST blobs/uploads/ starts a session" 202 "POST https://127.0.0.1:$P_PUSH/v2/e2e/loc/blobs/uploads/"; then
+    local p; p=$(location_path)
+    if [[ $p == /v2/e2e/loc/blobs/uploads/* ]]; then
+      ok "port route: upload Location is in the client's terms ($p)"
+    else
+      not_ok "port route: upload Location is in the client's terms (got $(header Location))"
+    fi
+  fi
+
+  echo "# exact host project-push.example.test:$P_TLS -> $H"
+  roundtrip "exact host" exact "project-push.example.test:$P_TLS/e2e/exact:1" tls
+  check_eq "exact host: push landed in $H" 1 "$(tags_of "$main" "$H/e2e/exact")"
+
+  echo "# wildcard host anything.wild.example.test:$P_TLS -> $H"
+  roundtrip "wildcard host" wild "anything.wild.example.test:$P_TLS/e2e/wild:1" tls
+  check_eq "wildcard host: push landed in $H" 1 "$(tags_of "$main" "$H/e2e/wild")"
+
+  echo "# subdomain $H.docker.example.test:$P_TLS -> $H"
+  roundtrip "subdomain" sub "$H.docker.example.test:$P_TLS/e2e/sub:1" tls
+  check_eq "subdomain: push landed in $H" 1 "$(tags_of "$main" "$H/e2e/sub")"
+
+  echo "# pull/push split project.example.test:$P_TLS -> pull $G, push $H"
+  push "split: push project.example.test:$P_TLS/e2e/split:1" "oci:$IMG:split" "docker://project.example.test:$P_TLS/e2e/split:1" tls
+  check_eq "split: push landed in $H" 1 "$(tags_of "$main" "$H/e2e/split")"
+  check_eq "split: push did not land in $G" "HTTP 404" "$(tags_of "$main" "$G/e2e/split")"
+  refuses "split: reads go to $G" "project.example.test:$P_TLS/e2e/split:1" tls
+  expect_error "split: GET manifest of an image only in $H" 404 "NAME_UNKNOWN|MANIFEST_UNKNOWN" GET \
+    "https://project.example.test:$P_TLS/v2/e2e/split/manifests/1" -H "Accept: $OCI_MANIFEST"
+  roundtrip "port route 127.0.0.1:$P_PULL -> $G" grp "127.0.0.1:$P_PULL/e2e/grp:1" tls
+  check_eq "port route $P_PULL: push landed in $G" 1 "$(tags_of "$main" "$G/e2e/grp")"
+  pull_and_compare "docker://project.example.test:$P_TLS/e2e/grp:1" "$IMG" "$(layout_digest "$IMG" grp)" "split: image in $G is pullable" tls
+  pull_and_compare "docker://$G.docker.example.test:$P_TLS/e2e/grp:1" "$IMG" "$(layout_digest "$IMG" grp)" "subdomain $G" tls
+
+  echo "# repository path and Nexus path on the main listener 127.0.0.1:$P_MAIN"
+  roundtrip "repository path" repo "127.0.0.1:$P_MAIN/$H/e2e/repo:1" plain
+  local img want
+  for img in repo exact; do
+    want=$(layout_digest "$IMG" "$img")
+    http GET "$main/repository/$H/v2/e2e/$img/manifests/1" -H "Accept: $OCI_MANIFEST"
+    if check_status "Nexus path: GET /repository/$H/v2/e2e/$img/manifests/1" 200 "GET $main/repository/$H/v2/e2e/$img/manifests/1"; then
+      check_eq "Nexus path: e2e/$img:1 has the pushed digest" "$want" "sha256:$(sha256_of "$WORK/resp.body")"
+    fi
+  done
+  # The main listener keeps repository-path access for any Host.
+  http GET "$main/v2/$H/e2e/exact/tags/list" -H 'Host: unrouted.example.test'
+  check_status "main listener: unknown Host keeps repository-path access" 200 "GET $main/v2/$H/e2e/exact/tags/list (Host: unrouted.example.test)" || true
+}
+
+# 4. unknown hosts on the TLS listener
+scenario_unknown_hosts() {
+  local host url
+  for host in unknown.example.test nope.docker.example.test; do
+    url="https://$host:$P_TLS"
+    expect_error "unknown host $host: GET /v2/" 404 NAME_UNKNOWN GET "$url/v2/" -k --resolve "$host:$P_TLS:127.0.0.1"
+    # Images that exist (e2e/exact in one repository, e2e/grp in the other) must not leak.
+    expect_error "unknown host $host: GET manifest of an existing image" 404 NAME_UNKNOWN GET \
+      "$url/v2/e2e/exact/manifests/1" -k --resolve "$host:$P_TLS:127.0.0.1" -H "Accept: $OCI_MANIFEST"
+    expect_error "unknown host $host: tags/list" 404 NAME_UNKNOWN GET \
+      "$url/v2/e2e/grp/tags/list" -k --resolve "$host:$P_TLS:127.0.0.1"
+    expect_error "unknown host $host: uploads are refused" 404 NAME_UNKNOWN POST \
+      "$url/v2/e2e/leak/blobs/uploads/" -k --resolve "$host:$P_TLS:127.0.0.1"
+  done
+  check_eq "no upload reached any repository via an unknown host" "HTTP 404,HTTP 404" \
+    "$(tags_of "http://127.0.0.1:$P_MAIN" "$H/e2e/leak"),$(tags_of "http://127.0.0.1:$P_MAIN" "$G/e2e/leak")"
+}
+
+# 5. upstream route in front of docker-registry
+scenario_upstream() {
+  local up="127.0.0.1:$P_UP"
+  roundtrip "upstream route" upstream "$up/e2e/upstream:1" plain
+  check_eq "upstream route: image is on docker-registry itself" "$(layout_digest "$IMG" upstream)" \
+    "$(remote_digest "docker://127.0.0.1:$P_DIST/e2e/upstream:1" plain 2>&1)"
+  http POST "http://$up/v2/e2e/loc/blobs/uploads/"
+  if check_status "upstream route: POST blobs/uploads/" 202 "POST http://$up/v2/e2e/loc/blobs/uploads/"; then
+    local loc; loc=$(header Location)
+    if [[ $loc != *":$P_DIST"* ]] && { [[ $loc == /* ]] || [[ $loc == "http://$up/"* ]]; }; then
+      ok "upstream route: upload Location points at the route, not the upstream ($loc)"
+    else
+      not_ok "upstream route: upload Location points at the route, not the upstream (got $loc)"
+    fi
+  fi
+
+  # Token realm of the upstream rewritten to the client's address.
+  http GET "http://127.0.0.1:$P_UPT/v2/"
+  if check_status "upstream with token auth: GET /v2/ passes the 401 through" 401 "GET http://127.0.0.1:$P_UPT/v2/"; then
+    local realm; realm=$(header WWW-Authenticate | grep -o 'realm="[^"]*"' || true)
+    check_eq "upstream with token auth: realm points at the route" "realm=\"http://127.0.0.1:$P_UPT/token\"" "$realm"
+  fi
+
+  # An upstream URL with a path (an existing Nexus's /repository/<repo>/): Berth's own Nexus path.
+  roundtrip "upstream with a path" upnexus "127.0.0.1:$P_UPN/e2e/upnexus:1" plain
+  check_eq "upstream with a path: push landed in $H" 1 "$(tags_of "http://127.0.0.1:$P_MAIN" "$H/e2e/upnexus")"
+  http POST "http://127.0.0.1:$P_UPN/v2/e2e/loc/blobs/uploads/"
+  if check_status "upstream with a path: POST blobs/uploads/" 202 "POST http://127.0.0.1:$P_UPN/v2/e2e/loc/blobs/uploads/"; then
+    local lp; lp=$(location_path)
+    if [[ $lp == /v2/e2e/loc/blobs/uploads/* ]]; then
+      ok "upstream with a path: upload Location loses the upstream's path ($lp)"
+    else
+      not_ok "upstream with a path: upload Location loses the upstream's path (got $(header Location))"
+    fi
+  fi
+
+  stop_pid distribution || true
+  local t0 secs; t0=$(date +%s%N)
+  http GET "http://$up/v2/"
+  secs=$(( ($(date +%s%N) - t0) / 1000000 ))
+  local code; code=$(error_code)
+  if [ "$HTTP_STATUS" = 502 ] && [ "$code" != - ]; then
+    ok "upstream down: GET /v2/ answers 502 with an OCI error ($code)"
+  else
+    not_ok "upstream down: GET /v2/ answers 502 with an OCI error (got $HTTP_STATUS $code)"
+    show_response "GET http://$up/v2/"
+  fi
+  # The upstream's port is closed: the refusal is immediate, so should the answer be.
+  if [ "$secs" -le 5000 ]; then
+    ok "upstream down: the 502 comes within 5 s ($secs ms)"
+  else
+    not_ok "upstream down: the 502 comes within 5 s (took $secs ms for a refused connection)"
+  fi
+}
+
+# 7. SIGHUP reload
+scenario_reload() {
+  local cfg="$WORK/fd/berth.yml" url="https://reload.example.test:$P_TLS" pid=${PIDS[berth]}
+  expect_error "reload: reload.example.test is unknown before the reload" 404 NAME_UNKNOWN GET "$url/v2/"
+  cp "$cfg" "$WORK/fd/berth.yml.orig"
+  echo "  - { host: reload.example.test, repository: $H }" >>"$cfg"
+  berth config check "$cfg" >/dev/null 2>&1 || not_ok "reload: the edited config passes config check"
+  kill -HUP "$pid"
+  local reloaded=0
+  if wait_status "$url/v2/" 200 10 >/dev/null; then
+    ok "reload: new host route answers within 10 s of SIGHUP"
+    reloaded=1
+  else
+    not_ok "reload: new host route answers within 10 s of SIGHUP (later reload checks that need it are skipped)"
+    grep 'reload' "$WORK/berth.log" | tail -n 3 | sed 's/^/#   log: /'
+  fi
+  if [ "$reloaded" = 1 ]; then
+    grep -q 'configuration reloaded' "$WORK/berth.log" && ok "reload: log says the configuration was reloaded" ||
+      not_ok "reload: log says the configuration was reloaded"
+    roundtrip "reload: new route" reload "reload.example.test:$P_TLS/e2e/reload:1" tls
+    check_eq "reload: push landed in $H" 1 "$(tags_of "http://127.0.0.1:$P_MAIN" "$H/e2e/reload")"
+  fi
+
+  # A broken file: refused, the process lives on with the routes it had.
+  local refusals; refusals=$(grep -c 'reload refused' "$WORK/berth.log" || true)
+  echo "  - { host: broken.example.test, repository: docker-undeclared }" >>"$cfg"
+  kill -HUP "$pid"
+  local _ seen=0
+  for _ in $(seq 1 50); do
+    if [ "$(grep -c 'reload refused' "$WORK/berth.log" || true)" -gt "$refusals" ]; then seen=1; break; fi
+    sleep 0.2
+  done
+  if [ "$seen" = 1 ]; then
+    ok "reload: broken config is refused ($(grep 'reload refused' "$WORK/berth.log" | tail -n 1 | grep -o 'reason=.*' | cut -c1-160))"
+  else
+    not_ok "reload: log says the broken config was refused (within 10 s)"; tail -n 5 "$WORK/berth.log" | sed 's/^/#   /'
+  fi
+  if kill -0 "$pid" 2>/dev/null; then ok "reload: berth keeps running after a broken config"; else bail "reload: berth keeps running after a broken config"; fi
+  check_eq "reload: old host route still serves its image" "$(layout_digest "$IMG" exact)" \
+    "$(remote_digest "docker://project-push.example.test:$P_TLS/e2e/exact:1" tls 2>&1)"
+  if [ "$reloaded" = 1 ]; then
+    check_eq "reload: the reloaded route still serves its image after the refused reload" "$(layout_digest "$IMG" reload)" \
+      "$(remote_digest "docker://reload.example.test:$P_TLS/e2e/reload:1" tls 2>&1)"
+  fi
+  expect_error "reload: the broken file's route did not appear" 404 NAME_UNKNOWN GET \
+    "https://broken.example.test:$P_TLS/v2/" -k --resolve "broken.example.test:$P_TLS:127.0.0.1"
+  cp "$WORK/fd/berth.yml.orig" "$cfg"
+}
+
+# big_blob LABEL BASE_URL IMAGE: one monolithic POST ?digest= of $BIG through the proxy (streamed
+# with Content-Length), read back through the proxy, then deleted so the next proxy uploads anew.
+big_blob() {
+  local label=$1 base=$2 image=$3 size t0 rc=0 got
+  size=$(stat -c %s "$BIG")
+  local url="$base/v2/$image/blobs/uploads/?digest=$BIG_DIGEST"
+  t0=$(date +%s)
+  HTTP_STATUS=$(curl -sS -X POST -T - -H 'Expect:' -H 'Transfer-Encoding:' -H "Content-Length: $size" \
+    -H 'Content-Type: application/octet-stream' --cacert "$CA_CRT" --max-time "$CURL_TIMEOUT" \
+    -o "$WORK/resp.body" -D "$WORK/resp.headers" -w '%{http_code}' "$url" <"$BIG" 2>"$WORK/resp.err") || true
+  check_status "$label: monolithic POST of a $((size / 1048576)) MiB blob ($(($(date +%s) - t0)) s)" 201 "POST $url (Content-Length: $size)" || return 0
+  t0=$(date +%s)
+  got=$(set -o pipefail; curl -sS --fail --cacert "$CA_CRT" --max-time "$CURL_TIMEOUT" "$base/v2/$image/blobs/$BIG_DIGEST" 2>"$WORK/resp.err" |
+    openssl dgst -sha256 -r | cut -c1-64) || rc=$?
+  check_eq "$label: large blob read back has the same sha256 ($(($(date +%s) - t0)) s)" "${BIG_DIGEST#sha256:}" "$got"
+  passed || echo "#   curl exit $rc $(cat "$WORK/resp.err")"
+  http DELETE "$base/v2/$image/blobs/$BIG_DIGEST"
+  if check_status "$label: DELETE the large blob" 202 "DELETE $base/v2/$image/blobs/$BIG_DIGEST"; then
+    http HEAD "$base/v2/$image/blobs/$BIG_DIGEST"
+    check_status "$label: the deleted blob is gone (the next proxy uploads it anew)" 404 "HEAD $base/v2/$image/blobs/$BIG_DIGEST" || true
+  fi
+}
+
+# 6a. the configuration `berth proxy-config` generates, in front of the routes-less Berth.
+scenario_generated() { # FLAVOR NAME
+  local flavor=$1 name=$2 args=()
+  [ "$flavor" = apache ] && args=(--backend "127.0.0.1:$P_MAIN2")
+  local gen="$WORK/$name/proxy.conf"
+  mkdir -p "$WORK/$name"
+  if ! berth proxy-config "$flavor" --config "$WORK/fd/routes.yml" "${args[@]}" >"$gen" 2>"$WORK/$name/gen.err"; then
+    not_ok "$name: berth proxy-config $flavor"; sed 's/^/#   /' "$WORK/$name/gen.err"; return 0
+  fi
+  ok "$name: berth proxy-config $flavor --config routes.yml ${args[*]} ($(wc -l <"$gen") lines)"
+  check "$name: generated config listens on the routes' address 127.0.0.1, not on every interface" \
+    listens_on_loopback "$flavor" "$gen"
+  # As a user would run it: next to the config, with a relative --config. The proxy resolves
+  # relative certificate paths against its own prefix / ServerRoot, so they must come out absolute.
+  local rel="$WORK/$name/proxy-relative.conf"
+  if (cd "$WORK/fd" && berth proxy-config "$flavor" --config routes.yml "${args[@]}") >"$rel" 2>&1; then
+    check "$name: certificate paths are absolute with a relative --config (cd fd && berth proxy-config $flavor --config routes.yml)" \
+      absolute_cert_paths "$flavor" "$rel"
+  else
+    not_ok "$name: berth proxy-config $flavor with a relative --config"; sed 's/^/#   /' "$rel" | tail -n 5
+  fi
+  local started=0
+  if [ "$flavor" = nginx ]; then start_nginx "$name" "$P_GPORT" && started=1; else start_apache "$name" "$P_GPORT" && started=1; fi
+  if [ "$started" = 0 ]; then not_ok "$name: proxy starts with the generated configuration"; return 0; fi
+  ok "$name: proxy starts with the generated configuration"
+  proxy_flows "$name" "$P_GPORT"
+
+  # Pull/push split on a port.
+  local main="http://127.0.0.1:$P_MAIN2"
+  push "$name split: push 127.0.0.1:$P_GSPLIT/e2e/$name-split:1" "oci:$IMG:$name-split" "docker://127.0.0.1:$P_GSPLIT/e2e/$name-split:1" tls
+  check_eq "$name split: push landed in $H" 1 "$(tags_of "$main" "$H/e2e/$name-split")"
+  refuses "$name split: reads go to $G" "127.0.0.1:$P_GSPLIT/e2e/$name-split:1" tls
+  push "$name split: seed $G directly (repository path)" "oci:$IMG:$name-grp" "docker://127.0.0.1:$P_MAIN2/$G/e2e/$name-grp:1" plain
+  pull_and_compare "docker://127.0.0.1:$P_GSPLIT/e2e/$name-grp:1" "$IMG" "$(layout_digest "$IMG" "$name-grp")" "$name split: image in $G" tls
+
+  # {repo} subdomain on the host listener.
+  roundtrip "$name subdomain" "$name-sub" "$H.docker.example.test:$P_GHOST/e2e/$name-sub:1" tls
+  check_eq "$name subdomain: push landed in $H" 1 "$(tags_of "$main" "$H/e2e/$name-sub")"
+  pull_and_compare "docker://$G.docker.example.test:$P_GHOST/e2e/$name-grp:1" "$IMG" "$(layout_digest "$IMG" "$name-grp")" "$name subdomain $G" tls
+  expect_error "$name subdomain: unknown {repo}" 404 NAME_UNKNOWN GET "https://nope.docker.example.test:$P_GHOST/v2/"
+
+  big_blob "$name" "https://127.0.0.1:$P_GPORT" "e2e/$name-big"
+  stop_pid "$name" || not_ok "$name: proxy stops on SIGTERM within 20 s"
+}
+
+# absolute_cert_paths FLAVOR FILE: every certificate/key path in FILE is absolute and readable.
+absolute_cert_paths() {
+  local paths p bad=0
+  if [ "$1" = nginx ]; then
+    paths=$(sed -nE 's/^[[:space:]]*ssl_certificate(_key)?[[:space:]]+([^;]+);.*/\2/p' "$2")
+  else
+    paths=$(sed -nE 's/^[[:space:]]*SSLCertificate(Key)?File[[:space:]]+"?([^"]+)"?.*/\2/p' "$2")
+  fi
+  [ -n "$paths" ] || { echo "no certificate lines in $2"; return 1; }
+  for p in $paths; do
+    if [[ $p != /* ]] || [ ! -r "$p" ]; then echo "not an absolute, readable path: $p"; bad=1; fi
+  done
+  return $bad
+}
+
+# listens_on_loopback FLAVOR FILE: every listen / Listen line binds 127.0.0.1 (as the routes do).
+listens_on_loopback() {
+  local lines
+  if [ "$1" = nginx ]; then lines=$(grep -E '^[[:space:]]*listen[[:space:]]' "$2"); else lines=$(grep -E '^[[:space:]]*Listen[[:space:]]' "$2"); fi
+  echo "$lines"
+  [ -n "$lines" ] && ! grep -vq '127\.0\.0\.1:' <<<"$lines"
+}
+
+# 6b. hand-written guide-shaped configuration (e2e/frontdoor/FLAVOR-guide.conf.in).
+scenario_guide() { # FLAVOR NAME
+  local flavor=$1 name=$2 port
+  port=$(free_port)
+  mkdir -p "$WORK/$name"
+  sed -e "s|@PORT@|$port|g" -e "s|@BERTH@|127.0.0.1:$P_MAIN2|g" -e "s|@REPO@|$H|g" \
+    -e "s|@CERT@|$WORK/fd/server.crt|g" -e "s|@KEY@|$WORK/fd/server.key|g" \
+    "$HERE/frontdoor/$flavor-guide.conf.in" >"$WORK/$name/proxy.conf"
+  local started=0
+  if [ "$flavor" = nginx ]; then start_nginx "$name" "$port" && started=1; else start_apache "$name" "$port" && started=1; fi
+  if [ "$started" = 0 ]; then not_ok "$name: proxy starts with the hand-written guide-shaped configuration"; return 0; fi
+  ok "$name: proxy starts with the hand-written guide-shaped configuration"
+  proxy_flows "$name" "$port"
+  big_blob "$name" "https://127.0.0.1:$port" "e2e/$name-big"
+  stop_pid "$name" || not_ok "$name: proxy stops on SIGTERM within 20 s"
+}
+
+# Through a proxy mapping 127.0.0.1:PORT to $H: skopeo push + pull of a 3-layer image.
+proxy_flows() { # NAME PORT
+  local name=$1 port=$2
+  roundtrip "$name" "$name" "127.0.0.1:$port/e2e/$name:1" tls
+  check_eq "$name: push landed in $H" 1 "$(tags_of "http://127.0.0.1:$P_MAIN2" "$H/e2e/$name")"
+  # One more tag pushed as a manifest only (all blobs are there): the common re-tag case.
+  push "$name: push a second tag" "oci:$IMG:$name" "docker://127.0.0.1:$port/e2e/$name:2" tls
+  check_eq "$name: tags/list through the proxy" "1,2" "$(tags_of "https://127.0.0.1:$port" "e2e/$name")"
+}
+
+# ------------------------------------------------------------------- main ---
+
+write_configs() {
+  # Berth with its front door (sections 3, 4, 5, 7).
+  cat >"$WORK/fd/berth.yml" <<EOF
+# e2e/frontdoor.sh: Berth with every kind of route.
+listen: 127.0.0.1:$P_MAIN
+trusted_proxies: [127.0.0.1/32]
+repositories:
+  - { name: $H, type: hosted }
+  - { name: $G, type: hosted }
+listeners:
+  - { listen: 127.0.0.1:$P_TLS, tls: { certificates: [ { cert: wildcard.crt, key: wildcard.key }, { cert: project.crt, key: project.key } ] } }
+routes:
+  - { listen: 127.0.0.1:$P_PUSH, tls: { cert: server.crt, key: server.key }, repository: $H }
+  - { listen: 127.0.0.1:$P_PULL, tls: { cert: server.crt, key: server.key }, repository: $G }
+  - { host: project-push.example.test, repository: $H }
+  - { host: project.example.test, pull: $G, push: $H }
+  - { host: "*.wild.example.test", repository: $H }
+  - { host: "{repo}.docker.example.test" }
+  - { listen: 127.0.0.1:$P_UP, upstream: "http://127.0.0.1:$P_DIST/" }
+  - { listen: 127.0.0.1:$P_UPT, upstream: "http://127.0.0.1:$P_DIST2/" }
+  # An upstream with a path, like an existing Nexus: here Berth's own Nexus path.
+  - { listen: 127.0.0.1:$P_UPN, upstream: "http://127.0.0.1:$P_MAIN/repository/$H/" }
+EOF
+  # Routes meant for an external proxy (input of `berth proxy-config`), and the routes-less
+  # Berth behind it.
+  cat >"$WORK/fd/routes.yml" <<EOF
+# e2e/frontdoor.sh: routes translated by berth proxy-config.
+listen: 127.0.0.1:$P_MAIN2
+trusted_proxies: [127.0.0.1/32]
+repositories:
+  - { name: $H, type: hosted }
+  - { name: $G, type: hosted }
+listeners:
+  - { listen: 127.0.0.1:$P_GHOST, tls: { certificates: [ { cert: wildcard.crt, key: wildcard.key } ] } }
+routes:
+  - { listen: 127.0.0.1:$P_GPORT, tls: { cert: server.crt, key: server.key }, repository: $H }
+  - { listen: 127.0.0.1:$P_GSPLIT, tls: { cert: server.crt, key: server.key }, pull: $G, push: $H }
+  - { host: "{repo}.docker.example.test" }
+EOF
+  cat >"$WORK/fd/backend.yml" <<EOF
+# e2e/frontdoor.sh: Berth behind nginx / Apache: the main listener and the repositories only.
+listen: 127.0.0.1:$P_MAIN2
+trusted_proxies: [127.0.0.1/32]
+repositories:
+  - { name: $H, type: hosted }
+  - { name: $G, type: hosted }
+EOF
+}
+
+main() {
+  ensure_packages skopeo umoci nginx apache2 docker-registry openssl jq curl
+
+  WORK=$(mktemp -d /tmp/berth-frontdoor.XXXXXX)
+  CERTS="$WORK/certs.d"
+  echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$WORK/policy.json"
+  echo '{}' >"$WORK/auth.json"
+  export REGISTRY_AUTH_FILE="$WORK/auth.json" # never read the machine's credentials
+  wait_for_binary || bail "berth binary exists at $BERTH_BIN"
+
+  local v
+  for v in P_MAIN P_TLS P_PUSH P_PULL P_UP P_UPT P_UPN P_DIST P_DIST2 P_MAIN2 P_GPORT P_GSPLIT P_GHOST; do
+    printf -v "$v" '%s' "$(free_port)"
+  done
+
+  section "1. certificates and host names"
+  check "test CA and server certificates (openssl)" make_certs
+  passed || bail "cannot continue without certificates"
+  hosts_add
+  check_eq "test host names resolve to 127.0.0.1 via /etc/hosts" "127.0.0.1" \
+    "$(getent hosts project-push.example.test | awk '{print $1}')"
+  write_configs
+
+  section "2. config check"
+  scenario_config_check
+
+  section "images"
+  local variants=(port exact wild sub split grp repo upstream upnexus reload)
+  local n
+  for n in nginx-gen apache-gen; do variants+=("$n" "$n-split" "$n-grp" "$n-sub"); done
+  variants+=(nginx-guide apache-guide)
+  build_images "${variants[@]}"
+  BIG="$WORK/big.bin"
+  head -c "${E2E_BIG_MIB}M" /dev/urandom >"$BIG"
+  BIG_DIGEST="sha256:$(sha256_of "$BIG")"
+
+  section "Berth with every route (main 127.0.0.1:$P_MAIN, TLS listener $P_TLS)"
+  start_distribution distribution "$P_DIST" || bail "docker-registry starts on 127.0.0.1:$P_DIST"
+  ok "docker-registry starts on 127.0.0.1:$P_DIST"
+  start_distribution distribution-token "$P_DIST2" token || bail "docker-registry with token auth starts on 127.0.0.1:$P_DIST2"
+  ok "docker-registry with token auth starts on 127.0.0.1:$P_DIST2"
+  start_berth berth "$WORK/fd/berth.yml" "$WORK/data" "$P_MAIN" || bail "berth serve starts with the front-door config"
+  ok "berth serve starts with the front-door config"
+  local p
+  for p in "$P_PUSH" "$P_PULL"; do
+    wait_status "https://127.0.0.1:$p/v2/" 200 10 && ok "port route $p answers over TLS" || not_ok "port route $p answers over TLS"
+  done
+  wait_status "https://project-push.example.test:$P_TLS/v2/" 200 10 && ok "TLS listener $P_TLS answers" ||
+    not_ok "TLS listener $P_TLS answers"
+  # The certificate is chosen by SNI; the first one is the default.
+  local sni cn
+  for sni in project.example.test:project project-push.example.test:project x.docker.example.test:wildcard \
+    a.wild.example.test:wildcard unknown.example.test:wildcard; do
+    cn=$(timeout 10 openssl s_client -connect "127.0.0.1:$P_TLS" -servername "${sni%%:*}" </dev/null 2>/dev/null |
+      openssl x509 -noout -subject 2>/dev/null | sed 's/.*CN *= *//' || true)
+    check_eq "SNI ${sni%%:*} gets the ${sni#*:} certificate" "${sni#*:}" "$cn"
+  done
+
+  section "3. access methods over TLS"
+  scenario_access_methods
+  section "4. unknown hosts"
+  scenario_unknown_hosts
+  section "5. upstream route -> docker-registry 127.0.0.1:$P_DIST"
+  scenario_upstream
+  section "7. SIGHUP reload"
+  scenario_reload
+  if stop_pid berth; then ok "berth exits within 20 s of SIGTERM"; else not_ok "berth exits within 20 s of SIGTERM"; fi
+
+  section "6. nginx and Apache httpd in front of Berth (main 127.0.0.1:$P_MAIN2)"
+  start_berth backend "$WORK/fd/backend.yml" "$WORK/data2" "$P_MAIN2" || bail "berth serve starts with repositories only"
+  ok "berth serve starts with repositories only"
+  section "6a. nginx, generated by berth proxy-config"
+  scenario_generated nginx nginx-gen
+  section "6b. nginx, hand-written like the guide"
+  scenario_guide nginx nginx-guide
+  section "6c. Apache httpd, generated by berth proxy-config"
+  scenario_generated apache apache-gen
+  section "6d. Apache httpd, hand-written like the guide"
+  scenario_guide apache apache-guide
+  if stop_pid backend; then ok "berth (backend) exits within 20 s of SIGTERM"; else not_ok "berth (backend) exits within 20 s of SIGTERM"; fi
+  section "done"
+
+  print_summary
+  [ "$FAILED" -eq 0 ] || exit 1
+}
+
+trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+set -E
+trap 'rc=$?; [ "$BASH_SUBSHELL" -eq 0 ] && echo "# error: line $LINENO: $BASH_COMMAND (exit $rc)" >&2' ERR
+main "$@"
