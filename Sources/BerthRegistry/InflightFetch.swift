@@ -1,5 +1,6 @@
 import BerthCore
 import BerthStorage
+import BerthUpstream
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -55,6 +56,39 @@ final class InflightFetch: Sendable {
             return ready
         }
         for continuation in ready { continuation.resume(returning: progress) }
+    }
+}
+
+/// A download that is registered but may still be connecting: later requests wait here for its outcome.
+final class PendingFetch: Sendable {
+    private let state = NIOLockedValueBox<(result: Result<InflightFetch, UpstreamError>?, waiters: [CheckedContinuation<Result<InflightFetch, UpstreamError>, Never>])>((nil, []))
+
+    func value() async throws(UpstreamError) -> InflightFetch {
+        let result = await withCheckedContinuation { continuation in
+            let ready: Result<InflightFetch, UpstreamError>? = state.withLockedValue { state in
+                if let result = state.result { return result }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+        return try result.get()
+    }
+
+    func resolve(_ result: Result<InflightFetch, UpstreamError>) {
+        let waiters = state.withLockedValue { state in
+            state.result = result
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: result) }
+    }
+
+    var resolvedSize: Int64? {
+        state.withLockedValue { state in
+            if case .success(let fetch)? = state.result { return fetch.size }
+            return nil
+        }
     }
 }
 

@@ -21,8 +21,8 @@ final class ProxyRepository: Sendable {
     private let missing = NIOLockedValueBox<[String: UInt64]>([:])
     /// Consecutive failures and the uptime until which the upstream is blocked.
     private let health = NIOLockedValueBox<(failures: Int, blockedUntil: UInt64)>((0, 0))
-    /// Downloads in progress, by digest.
-    private let inflight = NIOLockedValueBox<[Digest: InflightFetch]>([:])
+    /// Downloads in progress (or connecting), by digest.
+    private let inflight = NIOLockedValueBox<[Digest: PendingFetch]>([:])
 
     init(name: String, settings: ProxySettings, logger: Logger) {
         self.name = name
@@ -82,26 +82,33 @@ final class ProxyRepository: Sendable {
 
     // MARK: Blob downloads
 
-    /// Joins the download of `digest` in progress, or starts one. The download runs to its end even when the
-    /// client that started it goes away, so the cache and the other readers still get the blob.
+    /// Joins the download of `digest` in progress, or starts one. The first request registers the download
+    /// before it even connects, so every request that arrives meanwhile waits for that one upstream `GET`.
+    /// The download runs to its end even when the client that started it goes away, so the cache and the
+    /// other readers still get the blob.
     func fetch(_ digest: Digest, image: ImageRef, blobs: any BlobStore, metadata: any MetadataStore, tracker: UploadTracker) async throws(UpstreamError) -> InflightFetch {
-        if let running = inflight.withLockedValue({ $0[digest] }) { return running }
-        let download = try await call { () async throws(UpstreamError) in try await client.getBlob(image.image, digest) }
-        guard let size = download.size else {
-            throw .unavailable("the upstream sent no Content-Length for \(digest)")
+        let (pending, leader) = inflight.withLockedValue { table -> (PendingFetch, Bool) in
+            if let running = table[digest] { return (running, false) }
+            let pending = PendingFetch()
+            table[digest] = pending
+            return (pending, true)
+        }
+        guard leader else { return try await pending.value() }
+        let download: RegistryClient.BlobDownload
+        do throws(UpstreamError) {
+            download = try await call { () async throws(UpstreamError) in try await client.getBlob(image.image, digest) }
+            guard download.size != nil else {
+                Task { for try await _ in download.body {} }
+                throw UpstreamError.unavailable("the upstream sent no Content-Length for \(digest)")
+            }
+        } catch {
+            _ = inflight.withLockedValue { $0.removeValue(forKey: digest) }
+            pending.resolve(.failure(error))
+            throw error
         }
         let id = Registry.newUploadID()
-        let fetch = InflightFetch(uploadID: id, digest: digest, size: size)
-        // Another request may have started the same download while this one connected: keep only one.
-        let winner = inflight.withLockedValue { table -> InflightFetch in
-            if let running = table[digest] { return running }
-            table[digest] = fetch
-            return fetch
-        }
-        guard winner === fetch else {
-            Task { for try await _ in download.body {} }
-            return winner
-        }
+        let fetch = InflightFetch(uploadID: id, digest: digest, size: download.size!)
+        pending.resolve(.success(fetch))
         // Marked busy so the purger of abandoned uploads leaves the download's file alone.
         _ = tracker.claim(id)
         Task {
@@ -162,6 +169,6 @@ final class ProxyRepository: Sendable {
     }
 
     func inflightSize(_ digest: Digest) -> Int64? {
-        inflight.withLockedValue { $0[digest]?.size }
+        inflight.withLockedValue { $0[digest] }?.resolvedSize
     }
 }

@@ -154,7 +154,8 @@ public final class RegistryClient: Sendable {
     /// Sends a request, answering a 401 challenge once (basic or bearer) and retrying.
     private func send(_ method: HTTPMethod, _ path: String, name: String, accept: String? = nil) async throws(UpstreamError) -> HTTPClientResponse {
         let scope = "repository:\(upstreamName(name)):pull"
-        var authorization = cachedAuthorization(scope: scope)
+        // Known credentials go with the first request (a basic-auth upstream then needs no 401 round trip).
+        var authorization = cachedAuthorization(scope: scope) ?? basicCredentials()
         for attempt in 0..<2 {
             var request = HTTPClientRequest(url: base + path)
             request.method = method
