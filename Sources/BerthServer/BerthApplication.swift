@@ -38,13 +38,23 @@ public enum BerthApplication {
         return registry
     }
 
+    /// Access control for the configuration, or nil when it has no `auth:` section.
+    static func buildAuthenticator(_ config: BerthConfiguration, registry: Registry, logger: Logger) async throws -> Authenticator? {
+        guard let auth = config.auth else { return nil }
+        guard let store = registry.metadata as? any IdentityStore else {
+            throw AuthError(message: "the metadata store keeps no users")
+        }
+        return try await Authenticator.open(auth, store: store, dataDirectory: config.dataDirectory, repositories: registry.repositoryNames, logger: logger)
+    }
+
     /// The application of the main listener alone (in-process tests use it).
     public static func buildApplication(
         _ config: BerthConfiguration, registry: Registry, logger: Logger,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
-    ) -> some ApplicationProtocol {
+    ) async throws -> some ApplicationProtocol {
         let upstream = UpstreamProxy(logger: logger)
-        let responder = BerthResponder(registry: registry, frontDoor: FrontDoor(config), upstream: upstream, logger: logger)
+        let authenticator = try await buildAuthenticator(config, registry: registry, logger: logger)
+        let responder = BerthResponder(registry: registry, frontDoor: FrontDoor(config), upstream: upstream, authenticator: authenticator, logger: logger)
         return application(config.listen, server: .http1(configuration: http1(config)), responder: responder,
                            services: [upstream, purger(config, registry, logger)], onServerRunning: onServerRunning, logger: logger)
     }
@@ -54,7 +64,11 @@ public enum BerthApplication {
     public static func run(_ config: BerthConfiguration, registry: Registry, configPath: String?, dataDirectory: String, logger: Logger) async throws {
         let frontDoor = FrontDoor(config)
         let upstream = UpstreamProxy(logger: logger)
-        let responder = BerthResponder(registry: registry, frontDoor: frontDoor, upstream: upstream, logger: logger)
+        let authenticator = try await buildAuthenticator(config, registry: registry, logger: logger)
+        if authenticator == nil {
+            logger.notice("access control is off (no auth: section): anyone who reaches Berth may push and pull")
+        }
+        let responder = BerthResponder(registry: registry, frontDoor: frontDoor, upstream: upstream, authenticator: authenticator, logger: logger)
         var services: [any Service] = [upstream, purger(config, registry, logger)]
         services.append(application(config.listen, server: .http1(configuration: http1(config)), responder: responder, services: [], logger: logger))
         var stores: [Int: CertificateStore] = [:]
@@ -69,7 +83,8 @@ public enum BerthApplication {
         }
         if let configPath {
             services.append(ConfigReloader(
-                path: configPath, dataDirectory: dataDirectory, current: config, registry: registry, frontDoor: frontDoor, certificates: stores, logger: logger))
+                path: configPath, dataDirectory: dataDirectory, current: config, registry: registry, frontDoor: frontDoor,
+                authenticator: authenticator, certificates: stores, logger: logger))
         }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {

@@ -59,6 +59,10 @@ public struct BerthConfiguration: Sendable, Equatable {
     public var idleTimeoutSeconds: Int
     /// Extra listeners, routes and the containerd `ns` map.
     public var frontDoor = FrontDoorConfiguration()
+    /// Access control; nil serves without authentication.
+    public var auth: AuthConfiguration?
+    /// The `--data` folder: the token key, the initial admin password and the audit log live here.
+    public var dataDirectory = BerthConfiguration.defaultDataDirectory
 
     public static let defaultListen = ListenAddress(host: "127.0.0.1", port: 8081)
     public static let defaultDataDirectory = "./berth-data"
@@ -78,6 +82,6 @@ public struct BerthConfiguration: Sendable, Equatable {
             blobs: .filesystem(path: dataDirectory + "/blobs"),
             metadata: .sqlite(path: dataDirectory + "/berth.db"),
             repositories: defaultRepositories,
-            uploadMaxAgeMinutes: 1440, idleTimeoutSeconds: 300)
+            uploadMaxAgeMinutes: 1440, idleTimeoutSeconds: 300, dataDirectory: dataDirectory)
     }
 }

@@ -17,12 +17,15 @@ public struct BerthResponder: HTTPResponder {
     let distribution: DistributionController
     let frontDoor: FrontDoor
     let upstream: UpstreamProxy
+    /// Access control; nil when the configuration has no `auth:` section.
+    let authenticator: Authenticator?
     let logger: Logger
 
-    init(registry: Registry, frontDoor: FrontDoor, upstream: UpstreamProxy, logger: Logger) {
+    init(registry: Registry, frontDoor: FrontDoor, upstream: UpstreamProxy, authenticator: Authenticator? = nil, logger: Logger) {
         distribution = DistributionController(registry: registry)
         self.frontDoor = frontDoor
         self.upstream = upstream
+        self.authenticator = authenticator
         self.logger = logger
     }
 
@@ -45,9 +48,9 @@ public struct BerthResponder: HTTPResponder {
             // A pure reverse-proxy route forwards every path, so the upstream's own token realm works too.
             return await upstream.forward(request, to: target, origin: origin, peer: context.remoteAddress)
         case .repository(let r) where Self.isDockerPath(path):
-            return await docker(path, .bound(pull: r, push: r), request, context, trustedPeer: trustedPeer)
+            return await docker(path, .bound(pull: r, push: r), request, context, trustedPeer: trustedPeer, origin: origin)
         case .split(let pull, let push) where Self.isDockerPath(path):
-            return await docker(path, .bound(pull: pull, push: push), request, context, trustedPeer: trustedPeer)
+            return await docker(path, .bound(pull: pull, push: push), request, context, trustedPeer: trustedPeer, origin: origin)
         case nil where !listener.isMain && Self.isDockerPath(path):
             return registryError(RegistryError(.nameUnknown, "no repository is routed for this host name", detail: host), request, context)
         default:
@@ -56,16 +59,22 @@ public struct BerthResponder: HTTPResponder {
         if let access = AccessPath.parse(path: path[...]) {
             switch access.method {
             case .repositoryPath:
-                return await distribution(access.route, ClientNamespace(kind: .repositoryPath, forwardedPrefix: forwardedPrefix(request, trustedPeer)), request, context)
+                return await distribution(access.route, ClientNamespace(kind: .repositoryPath, forwardedPrefix: forwardedPrefix(request, trustedPeer)), request, context, origin: origin)
             case .nexusPath(let repository):
-                return await distribution(access.route, ClientNamespace(kind: .nexusPath(repository: repository), forwardedPrefix: forwardedPrefix(request, trustedPeer)), request, context, repository: repository)
+                return await distribution(access.route, ClientNamespace(kind: .nexusPath(repository: repository), forwardedPrefix: forwardedPrefix(request, trustedPeer)), request, context, repository: repository, origin: origin)
             }
         }
-        return await regularSurface(path, request: request, context: context)
+        if let kind = Self.tokenNamespace(path) {
+            return await token(ClientNamespace(kind: kind, forwardedPrefix: forwardedPrefix(request, trustedPeer)), request, context)
+        }
+        return await regularSurface(path, request: request, context: context, origin: origin)
     }
 
     /// `/v2` and `/v1` requests on an address bound to repositories.
-    private func docker(_ path: String, _ kind: ClientNamespace.Kind, _ request: Request, _ context: Context, trustedPeer: Bool) async -> Response {
+    private func docker(_ path: String, _ kind: ClientNamespace.Kind, _ request: Request, _ context: Context, trustedPeer: Bool, origin: ClientOrigin) async -> Response {
+        if path == "/v2/token" {
+            return await token(ClientNamespace(kind: kind, forwardedPrefix: forwardedPrefix(request, trustedPeer)), request, context)
+        }
         guard path.hasPrefix("/v2"), let tail = AccessPath.v2Tail(path.dropFirst(3)), let route = DistributionRoute.parse(tail: tail) else {
             return registryError(RegistryError(.nameUnknown, "no such registry endpoint", detail: String(path.prefix(200))), request, context)
         }
@@ -79,14 +88,20 @@ public struct BerthResponder: HTTPResponder {
                 return registryError(error, request, context)
             }
         }
-        return await distribution(route, namespace, request, context)
+        return await distribution(route, namespace, request, context, origin: origin)
     }
 
-    private func distribution(_ route: DistributionRoute, _ namespace: ClientNamespace, _ request: Request, _ context: Context, repository: String? = nil) async -> Response {
+    private func distribution(_ route: DistributionRoute, _ namespace: ClientNamespace, _ request: Request, _ context: Context, repository: String? = nil, origin: ClientOrigin) async -> Response {
         var response: Response
         do {
             if let repository { _ = try distribution.registry.repository(repository) }
-            response = try await distribution.respond(route, namespace: namespace, request: request)
+            let check: AccessCheck?
+            switch await gate(route, namespace, request, context, origin: origin) {
+            case .refused(let refusal): return refusal
+            case .allowed(let allowed): check = allowed
+            }
+            response = try await distribution.respond(route, namespace: namespace, request: request, access: check)
+            if let check { auditWrite(route, namespace, request, context, actor: check.identity.name, response) }
         } catch let error as RegistryError {
             return registryError(error, request, context)
         } catch {
@@ -97,7 +112,7 @@ public struct BerthResponder: HTTPResponder {
         return response
     }
 
-    private func registryError(_ error: RegistryError, _ request: Request, _ context: Context) -> Response {
+    func registryError(_ error: RegistryError, _ request: Request, _ context: Context) -> Response {
         if error.code.status >= 500 { logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"]) }
         var response = error.response(for: request)
         response.headers[.dockerAPIVersion] = "registry/2.0"
@@ -110,8 +125,23 @@ public struct BerthResponder: HTTPResponder {
     }
 
     /// Everything that is not the distribution API: status and administration endpoints.
-    private func regularSurface(_ path: String, request: Request, context: Context) async -> Response {
+    private func regularSurface(_ path: String, request: Request, context: Context, origin: ClientOrigin) async -> Response {
         if request.method == .delete, path.hasPrefix("/service/rest/v1/repositories/"), path.hasSuffix("/cache") {
+            if let auth = authenticator {
+                let repository = String(path.dropFirst("/service/rest/v1/repositories/".count).dropLast("/cache".count))
+                let who: AccessPolicy.Identity?
+                switch await auth.authenticate(request.headers[.authorization], client: context.remoteAddress?.ipAddress) {
+                case .identity(let identity): who = identity
+                case .bearer(let identity, _): who = AccessPolicy.Identity(kind: identity.kind, name: identity.name, roles: await auth.roles(of: identity.name))
+                default: who = nil
+                }
+                guard let who, auth.policy.allows(who, .admin, on: repository) else {
+                    var response = registryError(RegistryError(who == nil ? .unauthorized : .denied, "purging a cache needs the admin privilege"), request, context)
+                    if who == nil { response.headers[.wwwAuthenticate] = "Basic realm=\"Berth\"" }
+                    return response
+                }
+                auth.audit.record(actor: who.name, action: "purge-cache", repository: repository, client: context.remoteAddress?.ipAddress, result: "ok")
+            }
             return await purgeCache(path, request: request, context: context)
         }
         switch path {
@@ -141,6 +171,16 @@ public struct BerthResponder: HTTPResponder {
         } catch {
             return registryError(RegistryError(.internalError, "\(error)"), request, context)
         }
+    }
+
+    /// `/v2/token` on the main listener, or `/repository/<repo>/v2/token` (also with `//v2`): the token realm.
+    static func tokenNamespace(_ path: String) -> ClientNamespace.Kind? {
+        if path == "/v2/token" { return .repositoryPath }
+        guard path.hasPrefix("/repository/"), path.hasSuffix("/v2/token") else { return nil }
+        let middle = path.dropFirst("/repository/".count).dropLast("/v2/token".count)
+        let repository = middle.prefix { $0 != "/" }
+        guard !repository.isEmpty, middle.dropFirst(repository.count).allSatisfy({ $0 == "/" }) else { return nil }
+        return .nexusPath(repository: String(repository))
     }
 
     /// `/v2…` and `/v1…`: the paths the guide's nginx example sends to the Docker repository.

@@ -58,7 +58,11 @@ public enum ConfigurationLoader {
         let top = try reader.mapping(root, "the configuration")
         var routesNode: Node?
         var nsMapNode: Node?
-        try reader.allowOnly(top, ["listen", "public_url", "trusted_proxies", "storage", "repositories", "uploads", "server", "auth", "listeners", "routes", "ns_map"])
+        try reader.allowOnly(top, ["listen", "public_url", "trusted_proxies", "storage", "repositories", "uploads", "server", "auth", "roles", "users", "listeners", "routes", "ns_map"])
+        var anonymousPull: [String: Bool] = [:]
+        var authNode: Node?
+        var rolesNode: Node?
+        var usersNode: Node?
         for (key, value) in top {
             switch key.string ?? "" {
             case "listen":
@@ -82,7 +86,13 @@ public enum ConfigurationLoader {
             case "storage":
                 try storage(value, reader, into: &config)
             case "repositories":
-                config.repositories = try repositories(value, reader)
+                config.repositories = try repositories(value, reader, anonymousPull: &anonymousPull)
+            case "auth":
+                authNode = value
+            case "roles":
+                rolesNode = value
+            case "users":
+                usersNode = value
             case "uploads":
                 let map = try reader.mapping(value, "uploads")
                 try reader.allowOnly(map, ["max_age"])
@@ -111,10 +121,14 @@ public enum ConfigurationLoader {
                 }
                 nsMapNode = value
             default:
-                // Known keys of later features: refused rather than silently ignored, so nobody believes
-                // that access control is in force when it is not.
                 throw reader.error(key, "'\(key.string ?? "")' is not supported by this version of Berth yet")
             }
+        }
+        if authNode != nil || rolesNode != nil || usersNode != nil || !anonymousPull.isEmpty {
+            guard let authNode else {
+                throw reader.error(rolesNode ?? usersNode ?? root, "roles, users and anonymous_pull need an auth: section (which turns access control on)")
+            }
+            config.auth = try auth(authNode, roles: rolesNode, users: usersNode, anonymousPull: anonymousPull, reader)
         }
         // Routes last: they refer to repositories and ports declared anywhere in the file.
         if let routesNode {
@@ -292,7 +306,69 @@ public enum ConfigurationLoader {
         }
     }
 
-    private static func repositories(_ node: Node, _ reader: Reader) throws(ConfigurationError) -> [BerthConfiguration.Repository] {
+    private static func auth(_ node: Node, roles rolesNode: Node?, users usersNode: Node?, anonymousPull: [String: Bool], _ reader: Reader) throws(ConfigurationError) -> AuthConfiguration {
+        var auth = AuthConfiguration()
+        auth.anonymousPullByRepository = anonymousPull
+        let m = try reader.mapping(node, "auth")
+        try reader.allowOnly(m, ["anonymous_pull", "token_ttl", "service", "throttle_failures", "throttle_window"])
+        if let n = m["anonymous_pull"] {
+            guard let b = n.bool else { throw reader.error(n, "anonymous_pull must be true or false") }
+            auth.anonymousPull = b
+        }
+        if let n = m["token_ttl"] { auth.tokenTTLSeconds = try reader.integer(n, "token_ttl", min: 10) }
+        if let n = m["service"] { auth.service = try reader.string(n, "service") }
+        if let n = m["throttle_failures"] { auth.throttleFailures = try reader.integer(n, "throttle_failures", min: 1) }
+        if let n = m["throttle_window"] { auth.throttleWindowSeconds = try reader.integer(n, "throttle_window", min: 1) }
+        var roleNames: Set<String> = [AccessPolicy.adminRole.name]
+        if let rolesNode {
+            for item in try reader.sequence(rolesNode, "roles") {
+                let r = try reader.mapping(item, "a role")
+                try reader.allowOnly(r, ["name", "privileges"])
+                guard let nameNode = r["name"] else { throw reader.error(item, "a role needs a name") }
+                let name = try reader.string(nameNode, "name")
+                guard roleNames.insert(name).inserted else { throw reader.error(nameNode, "role '\(name)' is declared twice (admin is built in)") }
+                var grants: [AccessPolicy.Grant] = []
+                for grantNode in try r["privileges"].map({ n throws(ConfigurationError) in try reader.sequence(n, "privileges") }) ?? [] {
+                    let g = try reader.mapping(grantNode, "a privilege")
+                    try reader.allowOnly(g, ["repositories", "actions"])
+                    guard let reposNode = g["repositories"], let actionsNode = g["actions"] else {
+                        throw reader.error(grantNode, "a privilege needs repositories (names or patterns with *) and actions (read, write, delete, admin)")
+                    }
+                    let repos = try reader.sequence(reposNode, "repositories").map { n throws(ConfigurationError) in try reader.string(n, "a repository pattern") }
+                    var privileges: Set<AccessPolicy.Privilege> = []
+                    for a in try reader.sequence(actionsNode, "actions") {
+                        let text = try reader.string(a, "an action")
+                        guard let p = AccessPolicy.Privilege(rawValue: text) else { throw reader.error(a, "action '\(text)' is unknown (read, write, delete, admin)") }
+                        privileges.insert(p)
+                    }
+                    grants.append(.init(repositories: repos, privileges: privileges))
+                }
+                auth.roles.append(.init(name: name, grants: grants))
+            }
+        }
+        if let usersNode {
+            var seen: Set<String> = []
+            for item in try reader.sequence(usersNode, "users") {
+                let u = try reader.mapping(item, "a user")
+                try reader.allowOnly(u, ["name", "password_hash", "roles"])
+                guard let nameNode = u["name"], let hashNode = u["password_hash"] else {
+                    throw reader.error(item, "a user needs name and password_hash (a bcrypt hash, e.g. from `berth user hash`)")
+                }
+                let name = try reader.string(nameNode, "name")
+                guard seen.insert(name).inserted else { throw reader.error(nameNode, "user '\(name)' is declared twice") }
+                let hash = try reader.string(hashNode, "password_hash")
+                guard hash.hasPrefix("$2") else { throw reader.error(hashNode, "password_hash must be a bcrypt hash ($2b$…), never a plain password") }
+                let roles = try u["roles"].map { n throws(ConfigurationError) in try reader.sequence(n, "roles").map { x throws(ConfigurationError) in try reader.string(x, "a role") } } ?? []
+                for (role, node) in zip(roles, try u["roles"].map { n throws(ConfigurationError) in try reader.sequence(n, "roles") } ?? []) where !roleNames.contains(role) {
+                    throw reader.error(node, "role '\(role)' is not declared in roles")
+                }
+                auth.users.append(.init(name: name, passwordHash: hash, roles: roles))
+            }
+        }
+        return auth
+    }
+
+    private static func repositories(_ node: Node, _ reader: Reader, anonymousPull: inout [String: Bool]) throws(ConfigurationError) -> [BerthConfiguration.Repository] {
         var seen: Set<String> = []
         var result: [BerthConfiguration.Repository] = []
         var memberNodes: [String: Node] = [:]
@@ -305,12 +381,16 @@ public enum ConfigurationLoader {
             }
             guard seen.insert(name).inserted else { throw reader.error(nameNode, "repository '\(name)' is declared twice") }
             let type = try m["type"].map { n throws(ConfigurationError) in try reader.string(n, "type") } ?? "hosted"
+            if let n = m["anonymous_pull"] {
+                guard let b = n.bool else { throw reader.error(n, "anonymous_pull must be true or false") }
+                anonymousPull[name] = b
+            }
             switch type {
             case "hosted":
-                try reader.allowOnly(m, ["name", "type"])
+                try reader.allowOnly(m, ["name", "type", "anonymous_pull"])
                 result.append(.init(name: name, kind: .hosted))
             case "proxy":
-                try reader.allowOnly(m, ["name", "type", "remote", "username", "password", "metadata_max_age", "content_max_age",
+                try reader.allowOnly(m, ["name", "type", "anonymous_pull", "remote", "username", "password", "metadata_max_age", "content_max_age",
                                          "negative_cache_ttl", "auto_block", "connect_timeout", "read_timeout"])
                 guard let remoteNode = m["remote"] else { throw reader.error(item, "a proxy repository needs remote: the registry URL it caches") }
                 let remote = try reader.string(remoteNode, "remote")
@@ -336,7 +416,7 @@ public enum ConfigurationLoader {
                 }
                 result.append(.init(name: name, kind: .proxy(settings)))
             case "group":
-                try reader.allowOnly(m, ["name", "type", "members", "writable_member"])
+                try reader.allowOnly(m, ["name", "type", "anonymous_pull", "members", "writable_member"])
                 guard let membersNode = m["members"] else { throw reader.error(item, "a group repository needs members: [repository, …]") }
                 let members = try reader.sequence(membersNode, "members").map { n throws(ConfigurationError) in try reader.string(n, "a member") }
                 guard !members.isEmpty else { throw reader.error(membersNode, "a group needs at least one member") }

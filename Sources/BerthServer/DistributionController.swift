@@ -13,14 +13,14 @@ struct DistributionController: Sendable {
     /// enough that many slow clients hold little memory.
     static let downloadChunk = 1 << 20
 
-    func respond(_ route: DistributionRoute, namespace: ClientNamespace, request: Request) async throws -> Response {
+    func respond(_ route: DistributionRoute, namespace: ClientNamespace, request: Request, access: AccessCheck? = nil) async throws -> Response {
         var namespace = namespace
         namespace.access = Self.access(route, request.method)
         switch (route, request.method) {
         case (.base, .get), (.base, .head):
             return Response(status: .ok, headers: [.contentType: "application/json", .contentLength: "2"], body: request.method == .head ? ResponseBody() : .init(byteBuffer: ByteBuffer(string: "{}")))
         case (.catalog, .get):
-            return try await catalog(namespace: namespace, request: request)
+            return try await catalog(namespace: namespace, request: request, access: access)
         case (.tagsList(let name), .get):
             return try await tags(name, namespace: namespace, request: request)
         case (.manifest(let name, let ref), .get), (.manifest(let name, let ref), .head):
@@ -36,7 +36,7 @@ struct DistributionController: Sendable {
             try await registry.deleteBlob(try Digest(parsing: digest), in: try image(name, namespace))
             return Response(status: .accepted, headers: [.contentLength: "0"])
         case (.uploadStart(let name), .post):
-            return try await startUpload(name, namespace: namespace, request: request)
+            return try await startUpload(name, namespace: namespace, request: request, access: access)
         case (.upload(let name, let id), .patch):
             return try await patchUpload(name, id, namespace: namespace, request: request)
         case (.upload(let name, let id), .put):
@@ -146,12 +146,12 @@ struct DistributionController: Sendable {
 
     // MARK: Uploads
 
-    private func startUpload(_ name: String, namespace: ClientNamespace, request: Request) async throws -> Response {
+    private func startUpload(_ name: String, namespace: ClientNamespace, request: Request, access: AccessCheck?) async throws -> Response {
         let ref = try image(name, namespace)
         let query = request.uri.queryParameters
         if let mount = query.get("mount") {
             let digest = try Digest(parsing: mount)
-            if let from = query.get("from"), try await mountBlob(digest, from: from, to: ref, namespace) {
+            if let from = query.get("from"), try await mountBlob(digest, from: from, to: ref, namespace, access: access) {
                 return Response(status: .created, headers: [
                     .location: namespace.blobPath(name, digest), .dockerContentDigest: digest.description, .contentLength: "0",
                 ])
@@ -170,7 +170,7 @@ struct DistributionController: Sendable {
     }
 
     /// Mounts from `from` as the client names it; on a split endpoint the push side is tried, then the pull side.
-    private func mountBlob(_ digest: Digest, from: String, to target: ImageRef, _ namespace: ClientNamespace) async throws -> Bool {
+    private func mountBlob(_ digest: Digest, from: String, to target: ImageRef, _ namespace: ClientNamespace, access: AccessCheck?) async throws -> Bool {
         var sides = [namespace]
         if case .bound = namespace.kind {
             var readSide = namespace
@@ -178,7 +178,9 @@ struct DistributionController: Sendable {
             sides.append(readSide)
         }
         for side in sides {
-            if let source = try? side.image(from, registry: registry), try await registry.mountBlob(digest, from: source, to: target) {
+            // Mounting reads the source: without read access there, the client uploads instead.
+            if let source = try? side.image(from, registry: registry), access?.canRead(source) ?? true,
+               try await registry.mountBlob(digest, from: source, to: target) {
                 return true
             }
         }
@@ -298,10 +300,17 @@ struct DistributionController: Sendable {
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
-    private func catalog(namespace: ClientNamespace, request: Request) async throws -> Response {
+    private func catalog(namespace: ClientNamespace, request: Request, access: AccessCheck?) async throws -> Response {
         let page = try Self.page(request)
-        var images = page.limit == 0 ? [] : try await registry.catalog(
-            repository: namespace.catalogRepository, after: page.last.map(namespace.catalogKey), limit: page.limit + 1)
+        var images: [ImageRef] = []
+        var after = page.last.map(namespace.catalogKey)
+        // Entries the client may not read are left out; pages are refilled from further on (bounded).
+        for _ in 0..<20 where page.limit > 0 && images.count <= page.limit {
+            let batch = try await registry.catalog(repository: namespace.catalogRepository, after: after, limit: page.limit + 1)
+            images += batch.filter { access?.canReadRepository($0.repository) ?? true }
+            guard batch.count > page.limit, let last = batch.last else { break }
+            after = last.description
+        }
         var headers: HTTPFields = [.contentType: "application/json"]
         if images.count > page.limit {
             images.removeLast(images.count - page.limit)

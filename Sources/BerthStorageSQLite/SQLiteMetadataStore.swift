@@ -7,7 +7,7 @@ import GRDB
 ///
 /// Writes are serialized by SQLite; reads run concurrently. `synchronous=FULL`: a commit is on disk
 /// before the call returns, so an acknowledged push survives power loss.
-public final class SQLiteMetadataStore: MetadataStore {
+public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     private let pool: DatabasePool
 
     /// Opens (creating if needed) and migrates the database at `path`.
@@ -61,6 +61,17 @@ public final class SQLiteMetadataStore: MetadataStore {
                 CREATE TABLE uploads (
                     id TEXT PRIMARY KEY NOT NULL, repository TEXT NOT NULL, image TEXT NOT NULL,
                     updated_at INTEGER NOT NULL
+                );
+                """)
+        }
+        migrator.registerMigration("2-identities") { db in
+            try db.execute(sql: """
+                CREATE TABLE users (
+                    name TEXT PRIMARY KEY NOT NULL, password_hash TEXT NOT NULL, roles TEXT NOT NULL
+                );
+                CREATE TABLE service_tokens (
+                    id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, secret_hash TEXT NOT NULL, roles TEXT NOT NULL,
+                    created_at INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0
                 );
                 """)
         }
@@ -328,6 +339,76 @@ public final class SQLiteMetadataStore: MetadataStore {
             try Row.fetchAll(db, sql: "SELECT id, repository, image, updated_at FROM uploads WHERE updated_at < ?", arguments: [time]).map {
                 UploadRecord(id: $0["id"], repository: $0["repository"], image: $0["image"], updatedAt: $0["updated_at"])
             }
+        }
+    }
+
+    // MARK: Identities
+
+    private static func roles(_ text: String) -> [String] {
+        text.split(separator: ",").map(String.init)
+    }
+
+    public func user(_ name: String) async throws -> UserRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT name, password_hash, roles FROM users WHERE name = ?", arguments: [name]).map {
+                UserRecord(name: $0["name"], passwordHash: $0["password_hash"], roles: Self.roles($0["roles"]))
+            }
+        }
+    }
+
+    public func users() async throws -> [UserRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, password_hash, roles FROM users ORDER BY name").map {
+                UserRecord(name: $0["name"], passwordHash: $0["password_hash"], roles: Self.roles($0["roles"]))
+            }
+        }
+    }
+
+    public func putUser(_ user: UserRecord) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO users (name, password_hash, roles) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET password_hash = excluded.password_hash, roles = excluded.roles",
+                arguments: [user.name, user.passwordHash, user.roles.joined(separator: ",")])
+        }
+    }
+
+    public func deleteUser(_ name: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM users WHERE name = ?", arguments: [name])
+            return db.changesCount > 0
+        }
+    }
+
+    private static func token(_ row: Row) -> ServiceTokenRecord {
+        ServiceTokenRecord(
+            id: row["id"], name: row["name"], secretHash: row["secret_hash"], roles: roles(row["roles"]),
+            createdAt: row["created_at"], revoked: row["revoked"])
+    }
+
+    public func serviceToken(id: String) async throws -> ServiceTokenRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM service_tokens WHERE id = ?", arguments: [id]).map(Self.token)
+        }
+    }
+
+    public func serviceTokens() async throws -> [ServiceTokenRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM service_tokens ORDER BY created_at, id").map(Self.token)
+        }
+    }
+
+    public func putServiceToken(_ token: ServiceTokenRecord) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO service_tokens (id, name, secret_hash, roles, created_at, revoked) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [token.id, token.name, token.secretHash, token.roles.joined(separator: ","), token.createdAt, token.revoked])
+        }
+    }
+
+    public func revokeServiceToken(id: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE service_tokens SET revoked = 1 WHERE id = ? AND revoked = 0", arguments: [id])
+            return db.changesCount > 0
         }
     }
 

@@ -54,7 +54,8 @@ extension TestRegistry {
         var logger = Logger(label: "berth-test")
         logger.logLevel = .warning
         let registry = try await BerthApplication.buildRegistry(configuration, logger: logger)
-        let responder = BerthResponder(registry: registry, frontDoor: FrontDoor(configuration), upstream: UpstreamProxy(logger: logger), logger: logger)
+        let authenticator = try await BerthApplication.buildAuthenticator(configuration, registry: registry, logger: logger)
+        let responder = BerthResponder(registry: registry, frontDoor: FrontDoor(configuration), upstream: UpstreamProxy(logger: logger), authenticator: authenticator, logger: logger)
         do {
             let result = try await body(DirectClient(responder: responder))
             await registry.shutdown()

@@ -120,7 +120,7 @@ extension TestRegistry {
         var logger = Logger(label: "berth-upstream")
         logger.logLevel = .warning
         let registry = try await BerthApplication.buildRegistry(configuration, logger: logger)
-        let app = BerthApplication.buildApplication(configuration, registry: registry, logger: logger)
+        let app = try await BerthApplication.buildApplication(configuration, registry: registry, logger: logger)
         do {
             let result = try await app.test(.live) { client in
                 try await body(client, try #require(client.port))

@@ -18,6 +18,8 @@ struct TestRegistry {
     var trustedProxies: [String] = []
     /// Replaces the default test repositories.
     var repositories: [RepositoryDefinition]?
+    /// Turns access control on.
+    var auth: AuthConfiguration?
 
     init() throws {
         dataDirectory = NSTemporaryDirectory() + "berth-test-" + UUID().uuidString
@@ -30,6 +32,7 @@ struct TestRegistry {
         config.repositories = repositories ?? [.init(name: "docker-hosted", kind: .hosted), .init(name: "other-hosted", kind: .hosted)]
         config.frontDoor = frontDoor
         config.trustedProxies = trustedProxies
+        config.auth = auth
         return config
     }
 
@@ -38,7 +41,7 @@ struct TestRegistry {
         var logger = Logger(label: "berth-test")
         logger.logLevel = .warning
         let registry = try await BerthApplication.buildRegistry(configuration, logger: logger)
-        let app = BerthApplication.buildApplication(configuration, registry: registry, logger: logger)
+        let app = try await BerthApplication.buildApplication(configuration, registry: registry, logger: logger)
         do {
             let result = try await app.test(.router, body)
             await registry.shutdown()

@@ -14,6 +14,7 @@ struct ConfigReloader: Service {
     let current: BerthConfiguration
     let registry: Registry
     let frontDoor: FrontDoor
+    let authenticator: Authenticator?
     let certificates: [Int: CertificateStore]
     let logger: Logger
 
@@ -21,7 +22,7 @@ struct ConfigReloader: Service {
         var active = current
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
             do {
-                let next = try reload(from: active)
+                let next = try await reload(from: active)
                 active = next
                 logger.info("configuration reloaded", metadata: ["file": "\(path)", "routes": "\(next.frontDoor.routes.count)"])
             } catch {
@@ -30,10 +31,13 @@ struct ConfigReloader: Service {
         }
     }
 
-    private func reload(from active: BerthConfiguration) throws -> BerthConfiguration {
+    private func reload(from active: BerthConfiguration) async throws -> BerthConfiguration {
         var next = try ConfigurationLoader.load(path: path, dataDirectory: dataDirectory)
         // Command-line overrides of the running process stay in force.
         next.listen = active.listen
+        guard (next.auth == nil) == (authenticator == nil) else {
+            throw ReloadError(reason: "turning access control on or off needs a restart")
+        }
         guard next.blobs == active.blobs, next.metadata == active.metadata else {
             throw ReloadError(reason: "storage settings changed; restart berth to apply them")
         }
@@ -52,6 +56,12 @@ struct ConfigReloader: Service {
         }
         for (port, tls) in newTLS { try certificates[port]?.replace(tls) }
         registry.addRepositories(next.repositories)
+        if let authenticator, let auth = next.auth {
+            for user in auth.users {
+                try await authenticator.store.putUser(UserRecord(name: user.name, passwordHash: user.passwordHash, roles: user.roles))
+            }
+            authenticator.replacePolicy(auth.policy(repositories: registry.repositoryNames))
+        }
         frontDoor.replace(with: next)
         return next
     }

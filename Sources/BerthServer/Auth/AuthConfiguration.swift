@@ -1,0 +1,40 @@
+import BerthRegistry
+
+/// Access control settings (`auth:`, `roles:`, `users:` and each repository's `anonymous_pull`).
+/// Without an `auth:` section Berth serves without authentication, as the embedded defaults on loopback do.
+public struct AuthConfiguration: Sendable, Equatable {
+    /// A user declared in the configuration (upserted on start).
+    public struct DeclaredUser: Sendable, Equatable {
+        public var name: String
+        public var passwordHash: String
+        public var roles: [String]
+
+        public init(name: String, passwordHash: String, roles: [String]) {
+            self.name = name
+            self.passwordHash = passwordHash
+            self.roles = roles
+        }
+    }
+
+    /// Whether repositories allow anonymous pulls unless they say otherwise.
+    public var anonymousPull = true
+    /// Lifetime of Bearer tokens in seconds.
+    public var tokenTTLSeconds = 300
+    /// The `service` of the token realm.
+    public var service = "berth"
+    public var roles: [AccessPolicy.Role] = []
+    public var users: [DeclaredUser] = []
+    /// Per-repository `anonymous_pull`.
+    public var anonymousPullByRepository: [String: Bool] = [:]
+    /// Failed logins allowed per user and per client address within `throttleWindowSeconds`.
+    public var throttleFailures = 5
+    public var throttleWindowSeconds = 60
+
+    public init() {}
+
+    /// The policy for a set of repositories.
+    public func policy(repositories: [String]) -> AccessPolicy {
+        let anonymous = repositories.filter { anonymousPullByRepository[$0] ?? anonymousPull }
+        return AccessPolicy(roles: roles, anonymousPull: Set(anonymous))
+    }
+}
