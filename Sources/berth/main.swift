@@ -13,7 +13,7 @@ struct Berth: AsyncParsableCommand {
             Run `berth serve` to start on the embedded defaults: 127.0.0.1:8081, data in ./berth-data \
             (blobs in a folder, metadata in SQLite), one hosted repository `docker-hosted`.
             """,
-        subcommands: [Serve.self, Config.self, ProxyConfig.self])
+        subcommands: [Serve.self, Config.self, ProxyConfig.self, User.self, Token.self])
 }
 
 struct Serve: AsyncParsableCommand {
@@ -133,6 +133,158 @@ struct ProxyConfig: AsyncParsableCommand {
         var listen = configuration.listen
         if listen.host == "0.0.0.0" || listen.host == "::" { listen.host = "127.0.0.1" }
         print(ProxyConfigGenerator.generate(configuration, flavor: flavor, backend: backend ?? listen.description), terminator: "")
+    }
+}
+
+/// `--config` and `--data`, as `berth serve` takes them, to find the database.
+struct StoreOptions: ParsableArguments {
+    @Option(help: "Berth's YAML configuration file.")
+    var config: String?
+
+    @Option(help: "Berth's data folder.")
+    var data: String = BerthConfiguration.defaultDataDirectory
+
+    func administration() throws -> Administration {
+        do {
+            let configuration = try config.map { try ConfigurationLoader.load(path: $0, dataDirectory: data) } ?? .defaults(dataDirectory: data)
+            return try Administration.open(configuration)
+        } catch {
+            printError("berth: \(error)")
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// A password from standard input (first line), or a generated one that is printed.
+func readPassword(fromStdin: Bool) throws -> (password: String, generated: Bool) {
+    if fromStdin {
+        guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+            printError("berth: no password on standard input")
+            throw ExitCode(2)
+        }
+        return (line, false)
+    }
+    var rng = SystemRandomNumberGenerator()
+    let alphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+    return (String((0..<20).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &rng)] }), true)
+}
+
+func fail(_ error: any Error) -> ExitCode {
+    printError("berth: \(error)")
+    return ExitCode(1)
+}
+
+struct User: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage users (with access control on: an auth: section in the configuration).",
+        subcommands: [Add.self, Passwd.self, List.self, Remove.self, Hash.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a user; prints a generated password unless --password-stdin.")
+        @Argument var name: String
+        @Option(name: .customLong("role"), help: "A role from the configuration (repeatable); admin is built in.") var roles: [String] = []
+        @Flag(help: "Read the password from the first line of standard input.") var passwordStdin = false
+        @OptionGroup var store: StoreOptions
+
+        func run() async throws {
+            let admin = try store.administration()
+            let (password, generated) = try readPassword(fromStdin: passwordStdin)
+            do { try await admin.addUser(name, password: password, roles: roles) } catch { throw fail(error) }
+            print(generated ? "added \(name); password: \(password)" : "added \(name)")
+        }
+    }
+
+    struct Passwd: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set a user's password; prints a generated one unless --password-stdin.")
+        @Argument var name: String
+        @Flag(help: "Read the password from the first line of standard input.") var passwordStdin = false
+        @OptionGroup var store: StoreOptions
+
+        func run() async throws {
+            let admin = try store.administration()
+            let (password, generated) = try readPassword(fromStdin: passwordStdin)
+            do { try await admin.setPassword(name, password: password) } catch { throw fail(error) }
+            print(generated ? "password of \(name): \(password)" : "password of \(name) changed")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List users and their roles.")
+        @OptionGroup var store: StoreOptions
+
+        func run() async throws {
+            let admin = try store.administration()
+            do {
+                for user in try await admin.users() { print("\(user.name)\t\(user.roles.joined(separator: ","))") }
+            } catch { throw fail(error) }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove a user.")
+        @Argument var name: String
+        @OptionGroup var store: StoreOptions
+
+        func run() async throws {
+            let admin = try store.administration()
+            do { try await admin.removeUser(name) } catch { throw fail(error) }
+            print("removed \(name)")
+        }
+    }
+
+    struct Hash: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the bcrypt hash of a password (from standard input) for a users: entry.")
+        func run() async throws {
+            let (password, _) = try readPassword(fromStdin: true)
+            print(Administration.hash(password))
+        }
+    }
+}
+
+struct Token: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage service tokens for CI: long random secrets, usable as a basic-auth password, revocable.",
+        subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a token; its secret is printed once and never stored.")
+        @Argument var name: String
+        @Option(name: .customLong("role"), help: "A role from the configuration (repeatable).") var roles: [String] = []
+        @OptionGroup var store: StoreOptions
+
+        func run() async throws {
+            let admin = try store.administration()
+            do {
+                let token = try await admin.createToken(name, roles: roles)
+                print("token \(token.id) (\(name)): \(token.secret)")
+            } catch { throw fail(error) }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List tokens (never their secrets).")
+        @OptionGroup var store: StoreOptions
+
+        func run() async throws {
+            let admin = try store.administration()
+            do {
+                for token in try await admin.tokens() {
+                    print("\(token.id)\t\(token.name)\t\(token.roles.joined(separator: ","))\t\(token.revoked ? "revoked" : "active")")
+                }
+            } catch { throw fail(error) }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a token at once.")
+        @Argument var id: String
+        @OptionGroup var store: StoreOptions
+
+        func run() async throws {
+            let admin = try store.administration()
+            do { try await admin.revokeToken(id) } catch { throw fail(error) }
+            print("revoked \(id)")
+        }
     }
 }
 
