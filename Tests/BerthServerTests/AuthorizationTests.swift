@@ -14,7 +14,7 @@ import Testing
 struct AuthorizationTests {
     static let hash = Bcrypt.hash("secret", cost: 4)
 
-    static func registry(throttle: Int = 1000) throws -> TestRegistry {
+    static func registry(throttle: Int = 1000, window: Int = 60) throws -> TestRegistry {
         var t = try TestRegistry()
         t.repositories = [
             .init(name: "team-a", kind: .hosted), .init(name: "team-a-staging", kind: .hosted),
@@ -24,6 +24,7 @@ struct AuthorizationTests {
         auth.anonymousPull = false
         auth.anonymousPullByRepository = ["public": true]
         auth.throttleFailures = throttle
+        auth.throttleWindowSeconds = window
         auth.roles = [
             .init(name: "a-reader", grants: [.init(repositories: ["team-a*"], privileges: [.read])]),
             .init(name: "a-writer", grants: [.init(repositories: ["team-a*"], privileges: [.read, .write])]),
@@ -171,11 +172,19 @@ struct AuthorizationTests {
                 let token = try await auth.signForTests(claims)
                 #expect(try await client.execute("/v2/team-a/app/manifests/x", host: "localhost", headers: [.authorization: "Bearer " + token]).status == .unauthorized, "\(aud)")
             }
+            // Valid claims signed with another key.
+            let foreign = JWTKeyCollection()
+            await foreign.add(hmac: HMACKey(from: Array(repeating: UInt8(7), count: 32)), digestAlgorithm: .sha256)
+            let good = RegistryToken(iss: .init(value: "berth"), sub: .init(value: identity.name), aud: .init(value: ["berth"]), exp: .init(value: now.addingTimeInterval(300)), iat: .init(value: now), jti: .init(value: "y"), access: access)
+            let wrongKey = try await foreign.sign(good)
+            #expect(try await client.execute("/v2/team-a/app/manifests/x", host: "localhost", headers: [.authorization: "Bearer " + wrongKey]).status == .unauthorized)
+            // The same claims with the right key pass (the check above fails for the key alone).
+            #expect(try await client.execute("/v2/team-a/app/manifests/x", host: "localhost", headers: [.authorization: "Bearer " + (try await auth.signForTests(good))]).status == .notFound)
         }
     }
 
     @Test func failedLoginsAreThrottledAndRecover() async throws {
-        let t = try Self.registry(throttle: 3)
+        let t = try Self.registry(throttle: 3, window: 1)
         defer { t.cleanUp() }
         try await t.runDirect { (client: DirectClient) async throws in
             for _ in 0..<3 {
@@ -187,6 +196,9 @@ struct AuthorizationTests {
             #expect(Int(throttled.headers[.retryAfter] ?? "") ?? 0 > 0)
             // Another user is not affected.
             #expect(try await client.execute("/v2/team-a/app/manifests/x", host: "localhost", headers: Self.basic("writer")).status == .notFound)
+            // Once the window has passed, the right password works again.
+            try await Task.sleep(for: .milliseconds(1100))
+            #expect(try await client.execute("/v2/team-a/app/manifests/x", host: "localhost", headers: Self.basic("reader")).status == .notFound)
             // The audit log recorded the failures.
             let audit = try String(contentsOfFile: t.dataDirectory + "/audit.log", encoding: .utf8)
             #expect(audit.components(separatedBy: "\"action\":\"login\"").count - 1 >= 3)
