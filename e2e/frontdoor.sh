@@ -27,11 +27,15 @@
 # Output: one "ok - ..." / "not ok - ..." line per check, then "N passed, M failed".
 set -euo pipefail
 
+# shellcheck source=e2e/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-BERTH_BIN=${BERTH_BIN:-/work/main/.build/debug/berth}
 E2E_BIG_MIB=${E2E_BIG_MIB:-1024}
-SKOPEO_TIMEOUT=300 # seconds per skopeo invocation; a hang must not stall CI
-CURL_TIMEOUT=300   # seconds per curl request (the large blob included)
+# Read by lib.sh: seconds per skopeo invocation (a hang must not stall CI) and per curl request
+# (the large blob included); section and total times; the wording of pull_and_compare's check.
+# shellcheck disable=SC2034
+SKOPEO_TIMEOUT=300 CURL_TIMEOUT=300 E2E_TIMING=1 PULL_CHECK="pull REF gives identical manifest and blobs"
 HOSTS_TAG="# berth-e2e-frontdoor (added by e2e/frontdoor.sh, removed on exit)"
 TEST_HOSTS=(project.example.test project-push.example.test anything.wild.example.test
   docker-hosted-project.docker.example.test docker-group-project.docker.example.test
@@ -40,103 +44,9 @@ H=docker-hosted-project # the hosted repository
 G=docker-group-project  # the "pull" side (groups do not exist yet: a second hosted repository)
 OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
 
-# Loopback only: never send test traffic through a proxy from the environment.
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
-export NO_PROXY='*' no_proxy='*'
+# ------------------------------------------------------------- /etc/hosts ---
 
-# ---------------------------------------------------------------- packages ---
-
-# Install missing Debian packages (fresh Debian 12, root, no stdin).
-ensure_packages() {
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  echo "# installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq </dev/null
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
-}
-
-# ------------------------------------------------------------ reporting ---
-
-PASSED=0
-FAILED=0
-SUMMARY_PRINTED=0
-START_TIME=$(date +%s)
-
-# LAST_OK: 1 if the latest check passed (check and check_eq always return 0, so that a failed
-# check never stops the script under set -e; callers that depend on it test LAST_OK).
-LAST_OK=0
-ok() { PASSED=$((PASSED + 1)); LAST_OK=1; echo "ok - $*"; }
-not_ok() { FAILED=$((FAILED + 1)); LAST_OK=0; echo "not ok - $*"; }
-passed() { [ "$LAST_OK" = 1 ]; }
-
-# check DESCRIPTION COMMAND...: passes if COMMAND exits 0; its output is shown (tail) on failure.
-check() {
-  local desc=$1; shift
-  if "$@" >"$WORK/check.out" 2>&1; then
-    ok "$desc"
-  else
-    not_ok "$desc"
-    sed 's/^/#   /' "$WORK/check.out" | tail -n 15
-  fi
-}
-
-# check_eq DESCRIPTION EXPECTED ACTUAL
-check_eq() {
-  if [ "$2" == "$3" ]; then
-    ok "$1"
-  else
-    not_ok "$1"
-    echo "#   expected: $2"
-    echo "#   actual:   $3" | head -n 15
-  fi
-}
-
-print_summary() {
-  [ "$SUMMARY_PRINTED" -eq 1 ] && return 0
-  SUMMARY_PRINTED=1
-  echo "# total time: $(($(date +%s) - START_TIME)) s"
-  echo "$PASSED passed, $FAILED failed"
-}
-
-SECTION_START=0
-section() {
-  [ "$SECTION_START" -gt 0 ] && echo "#   ($(($(date +%s) - SECTION_START)) s)"
-  SECTION_START=$(date +%s)
-  echo "# --- $*"
-}
-
-# Stop here: later scenarios make no sense (e.g. the server does not start).
-BAILED=0
-bail() {
-  not_ok "$*"
-  BAILED=1
-  exit 1
-}
-
-# --------------------------------------------------------------- cleanup ---
-
-WORK=""
 HOSTS_ADDED=0
-declare -A PIDS=() # name -> pid of every server this script started
-
-# stop_pid NAME: SIGTERM, wait <= 20 s, then SIGKILL. Returns 1 if SIGKILL was needed.
-stop_pid() {
-  local name=$1 pid=${PIDS[$1]:-} _ rc=0
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -KILL "$pid" 2>/dev/null || true
-    rc=1
-  fi
-  wait "$pid" 2>/dev/null || true
-  unset "PIDS[$name]"
-  return $rc
-}
 
 hosts_remove() {
   # Rewrite in place (not sed -i: /etc/hosts may be a bind mount); only our tagged lines go.
@@ -151,80 +61,12 @@ hosts_add() {
   printf '127.0.0.1 %s %s\n' "${TEST_HOSTS[*]}" "$HOSTS_TAG" >>/etc/hosts
 }
 
-cleanup() {
-  local rc=$?
-  set +e
-  trap - EXIT ERR
-  local name
-  for name in "${!PIDS[@]}"; do kill -TERM "${PIDS[$name]}" 2>/dev/null; done
-  for name in "${!PIDS[@]}"; do stop_pid "$name"; done
-  [ "$HOSTS_ADDED" -eq 1 ] && hosts_remove
-  if [ "$SUMMARY_PRINTED" -eq 0 ] && [ "$rc" -ne 0 ] && [ "$BAILED" -eq 0 ]; then
-    not_ok "script aborted unexpectedly (exit $rc; signal, or see '# error' line above)"
-  fi
-  print_summary
-  if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-    if [ "${E2E_KEEP:-0}" = 1 ]; then echo "# kept $WORK"; else rm -rf "$WORK"; fi
-  fi
-  [ "$FAILED" -eq 0 ] && [ "$rc" -eq 0 ] && exit 0
-  exit 1
+# Run by lib.sh's cleanup once every server is stopped.
+on_cleanup() {
+  if [ "$HOSTS_ADDED" -eq 1 ]; then hosts_remove; fi
 }
 
 # ---------------------------------------------------------------- helpers ---
-
-USED_PORTS=" "
-# A loopback TCP port nobody listens on and not handed out before (bounded tries).
-free_port() {
-  local p _
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 30000))
-    [[ $USED_PORTS == *" $p "* ]] && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      USED_PORTS+="$p "
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
-
-sha256_of() { openssl dgst -sha256 -r "$1" | cut -c1-64; }
-
-sk() { timeout "$SKOPEO_TIMEOUT" skopeo --policy "$WORK/policy.json" "$@"; }
-
-# Flags for skopeo: MODE is "tls" (verify with the test CA) or "plain" (http).
-tls_flags() { # MODE KIND(src|dest|"")
-  local prefix=${2:+--$2-}
-  prefix=${prefix:---}
-  if [ "$1" = tls ]; then echo "${prefix}cert-dir=$CERTS"; else echo "${prefix}tls-verify=false"; fi
-}
-
-# Digest of the manifest a registry serves for REF (docker://...).
-remote_digest() { # REF MODE
-  local raw
-  raw=$(mktemp "$WORK/raw.XXXXXX")
-  sk inspect "$(tls_flags "$2" "")" --raw "$1" >"$raw" || return 1
-  echo "sha256:$(sha256_of "$raw")"
-}
-
-# push DESCRIPTION SRC DEST MODE
-push() {
-  check "$1" sk copy --quiet --all --preserve-digests "$(tls_flags "$4" dest)" "$2" "$3"
-}
-
-# pull_and_compare REF LAYOUT DIGEST LABEL MODE: the registry serves DIGEST for REF and a pull
-# of REF into a fresh OCI layout yields byte-identical blobs.
-pull_and_compare() {
-  local ref=$1 layout=$2 digest=$3 label=$4 mode=$5
-  check_eq "$label: manifest digest of $ref" "$digest" "$(remote_digest "$ref" "$mode" 2>&1)"
-  local out; out=$(mktemp -d "$WORK/pull.XXXXXX")
-  if sk copy --quiet --all --preserve-digests "$(tls_flags "$mode" src)" "$ref" "oci:$out:pulled" >"$WORK/err" 2>&1; then
-    check "$label: pull $ref gives identical manifest and blobs" same_blobs "$layout" "$out" "$digest"
-  else
-    not_ok "$label: pull $ref"; sed 's/^/#   /' "$WORK/err" | tail -n 10
-  fi
-  rm -rf "$out"
-}
 
 # roundtrip LABEL VARIANT REF MODE: push image VARIANT (a tag of $IMG) to REF and pull it back.
 roundtrip() {
@@ -244,50 +86,12 @@ refuses() {
   fi
 }
 
-# http METHOD URL [curl args...]: sets HTTP_STATUS, headers in $WORK/resp.headers, body in
-# $WORK/resp.body. Never fails (status 000 on transport errors).
-http() {
-  local method=$1 url=$2; shift 2
-  local verb=(-X "$method") out="$WORK/resp.body"
-  [ "$method" = HEAD ] && { verb=(--head); out=/dev/null; }
-  : >"$WORK/resp.body"
-  HTTP_STATUS=$(curl -sS "${verb[@]}" -H 'Expect:' --max-time "$CURL_TIMEOUT" --cacert "$CA_CRT" \
-    -o "$out" -D "$WORK/resp.headers" -w '%{http_code}' "$@" "$url" 2>"$WORK/resp.err") || true
-  [ -n "$HTTP_STATUS" ] || HTTP_STATUS=000
-}
-
-header() {
-  grep -i "^$1:" "$WORK/resp.headers" | tail -n 1 | cut -d: -f2- | tr -d '\r' | sed 's/^[[:space:]]*//;s/[[:space:]]*$//'
-}
-
-show_response() {
-  echo "#   request: $*"
-  sed 's/^/#   < /' "$WORK/resp.headers" | tr -d '\r' | head -n 20
-  head -c 600 "$WORK/resp.body" | sed 's/^/#   body: /'; echo
-  [ -s "$WORK/resp.err" ] && sed 's/^/#   curl: /' "$WORK/resp.err"
-  return 0
-}
-
-# check_status DESCRIPTION EXPECTED "request": fails (after reporting) on another status.
-check_status() {
-  if [ "$HTTP_STATUS" = "$2" ]; then
-    ok "$1"
-  else
-    not_ok "$1 (expected $2, got $HTTP_STATUS)"
-    show_response "$3"
-    return 1
-  fi
-}
-
-# OCI error code of the last response body (first error), or "-" if it is not an OCI error.
-error_code() { jq -r '.errors[0].code // "-"' "$WORK/resp.body" 2>/dev/null || echo -; }
-
 # expect_error DESCRIPTION STATUS CODES METHOD URL [curl args]: CODES is one OCI error code or
 # several separated by "|".
 expect_error() {
   local desc=$1 status=$2 code=$3 method=$4 url=$5; shift 5
   http "$method" "$url" "$@"
-  local got_code; got_code=$(error_code)
+  local got_code; got_code=$(error_code -)
   if [ "$HTTP_STATUS" = "$status" ] && [[ "|$code|" == *"|$got_code|"* ]]; then
     ok "$desc ($status $got_code)"
   else
@@ -302,80 +106,7 @@ tags_of() {
   if [ "$HTTP_STATUS" = 200 ]; then jq -r '.tags // [] | sort | join(",")' "$WORK/resp.body"; else echo "HTTP $HTTP_STATUS"; fi
 }
 
-# wait_status URL STATUS SECONDS [curl args]: poll until URL answers STATUS.
-wait_status() {
-  local url=$1 want=$2 secs=$3; shift 3
-  local code="" _
-  for _ in $(seq 1 $((secs * 5))); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$CA_CRT" "$@" "$url" || true)
-    [ "$code" = "$want" ] && return 0
-    sleep 0.2
-  done
-  echo "# $url answered $code, not $want, within $secs s"
-  return 1
-}
-
-# Location of the last response, as a path (scheme and authority stripped).
-location_path() { header Location | sed -E 's|^https?://[^/]*||'; }
-
-# ------------------------------------------------------------ OCI layouts ---
-
-layout_digest() {
-  jq -r --arg t "$2" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t) | .digest' "$1/index.json"
-}
-
-blob_path() { echo "$1/blobs/${2%%:*}/${2#*:}"; }
-
-reachable_blobs() {
-  local dir=$1 digest=$2 f child
-  f=$(blob_path "$dir" "$digest")
-  echo "$digest"
-  if jq -e '.manifests' "$f" >/dev/null 2>&1; then
-    for child in $(jq -r '.manifests[].digest' "$f"); do reachable_blobs "$dir" "$child"; done
-  else
-    jq -r '.config.digest, .layers[].digest' "$f"
-  fi
-}
-
-# Pulled-back layout OUT holds exactly the blobs reachable from DIGEST in SRC, byte-identical.
-same_blobs() {
-  local src=$1 out=$2 digest=$3 d f expected actual
-  expected=$(reachable_blobs "$src" "$digest" | sort -u)
-  actual=$(cd "$out/blobs" && find . -type f | sed 's|^\./||; s|/|:|' | sort -u)
-  if [ "$expected" != "$actual" ]; then
-    echo "blob sets differ:"; diff <(echo "$expected") <(echo "$actual") || true
-    return 1
-  fi
-  for d in $expected; do
-    f=$(blob_path "$out" "$d")
-    [ "sha256:$(sha256_of "$f")" = "$d" ] || { echo "corrupt blob $f"; return 1; }
-  done
-  [ "$(layout_digest "$out" pulled)" = "$digest" ] || { echo "pulled manifest is not $digest"; return 1; }
-}
-
 # ---------------------------------------------------------------- images ---
-
-# Add a layer to image REF (umoci unpack/repack). Args: "src:dest" or "random:SIZE:dest".
-add_layer() {
-  local ref=$1; shift
-  local bundle="$WORK/bundle" spec src dest size
-  rm -rf "$bundle"
-  umoci unpack --rootless --image "$ref" "$bundle" >/dev/null
-  for spec in "$@"; do
-    case $spec in
-      random:*)
-        size=$(echo "$spec" | cut -d: -f2); dest=$(echo "$spec" | cut -d: -f3)
-        mkdir -p "$bundle/rootfs$(dirname "$dest")"
-        head -c "$size" /dev/urandom >"$bundle/rootfs$dest" ;;
-      *)
-        src=${spec%%:*}; dest=${spec#*:}
-        mkdir -p "$bundle/rootfs$(dirname "$dest")"
-        cp -a "$src" "$bundle/rootfs$dest" ;;
-    esac
-  done
-  umoci repack --image "$ref" "$bundle" >/dev/null
-  rm -rf "$bundle"
-}
 
 # $IMG: one OCI layout. Tag "base" has two layers; every variant (one per access method, so that
 # each push really uploads blobs instead of finding them all in the repository already) adds a
@@ -418,6 +149,8 @@ make_certs() {
   leaf project "DNS:project.example.test,DNS:project-push.example.test,DNS:reload.example.test"
   cp "$ca/ca.crt" "$CERTS/ca.crt" # skopeo --cert-dir: *.crt are CA certificates
   CA_CRT="$ca/ca.crt"
+  # shellcheck disable=SC2034 # lib.sh's http, wait_status and await_server verify with the test CA
+  CURL_OPTS=(--cacert "$CA_CRT")
   local c
   for c in server wildcard project; do
     openssl verify -CAfile "$CA_CRT" "$fd/$c.crt" >/dev/null || return 1
@@ -426,102 +159,10 @@ make_certs() {
 
 # --------------------------------------------------------------- servers ---
 
-# start_berth NAME CONFIG DATA MAIN_PORT: start `berth serve`, wait for GET /v2/ on the main listener.
-start_berth() {
-  local name=$1 config=$2 data=$3 port=$4 log="$WORK/$1.log"
-  mkdir -p "$data"
-  echo "# --- start $(date +%T) ---" >>"$log"
-  # cwd elsewhere: certificate paths must resolve relative to the config file's folder.
-  (wait_for_binary; cd / && exec "$BERTH_BIN" serve --config "$config" --data "$data") >>"$log" 2>&1 &
-  PIDS[$name]=$!
-  local code="" _
-  for _ in $(seq 1 150); do
-    if ! kill -0 "${PIDS[$name]}" 2>/dev/null; then
-      wait "${PIDS[$name]}" 2>/dev/null || true
-      unset "PIDS[$name]"
-      echo "# $name exited during startup; log:"; tail -n 30 "$log" | sed 's/^/#   /'
-      return 1
-    fi
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/v2/" || true)
-    [ "$code" = 200 ] && return 0
-    sleep 0.2
-  done
-  echo "# $name: GET /v2/ did not answer 200 within 30 s (last: $code); log:"
-  tail -n 30 "$log" | sed 's/^/#   /'
-  return 1
-}
-
-# Wait for the berth binary (it may be rebuilt in place while we run), <= 3 minutes.
-wait_for_binary() {
-  local _
-  for _ in $(seq 1 90); do
-    [ -x "$BERTH_BIN" ] && return 0
-    sleep 2
-  done
-  return 1
-}
-
 # berth ARGS...: the berth binary, once it is there.
 berth() {
   wait_for_binary || { echo "berth binary missing: $BERTH_BIN" >&2; return 127; }
   "$BERTH_BIN" "$@"
-}
-
-# start_distribution NAME PORT [token]: Debian's docker-registry on 127.0.0.1:PORT; with "token",
-# it demands Bearer tokens (GET /v2/ answers 401 with a token realm).
-start_distribution() {
-  local name=$1 port=$2 dir="$WORK/$1" want=200
-  mkdir -p "$dir/storage"
-  cat >"$dir/config.yml" <<EOF
-version: 0.1
-log: {level: warn}
-storage:
-  filesystem: {rootdirectory: $dir/storage}
-  delete: {enabled: true}
-http:
-  addr: 127.0.0.1:$port
-  secret: e2e-frontdoor
-EOF
-  if [ "${3:-}" = token ]; then
-    want=401
-    cat >>"$dir/config.yml" <<EOF
-auth:
-  token: {realm: "http://127.0.0.1:$port/token", service: e2e-registry, issuer: e2e-issuer, rootcertbundle: $CA_CRT}
-EOF
-  fi
-  # REGISTRY_* variables override docker-registry's configuration: keep ours out.
-  env -u REGISTRY_AUTH_FILE /usr/bin/docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
-  PIDS[$name]=$!
-  wait_status "http://127.0.0.1:$port/v2/" "$want" 30 || { tail -n 20 "$dir/log"; return 1; }
-}
-
-# nginx with its own prefix: start_nginx NAME PORT (the proxy conf is $WORK/NAME/proxy.conf).
-start_nginx() {
-  local name=$1 port=$2 dir="$WORK/$1"
-  mkdir -p "$dir/logs" "$dir/tmp"
-  cat >"$dir/nginx.conf" <<EOF
-user root;
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/logs/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log $dir/logs/access.log;
-  client_body_temp_path $dir/tmp/body;
-  proxy_temp_path $dir/tmp/proxy;
-  fastcgi_temp_path $dir/tmp/fastcgi;
-  uwsgi_temp_path $dir/tmp/uwsgi;
-  scgi_temp_path $dir/tmp/scgi;
-  include $dir/proxy.conf;
-}
-EOF
-  if ! nginx -t -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" >"$dir/logs/t.log" 2>&1; then
-    sed 's/^/#   /' "$dir/logs/t.log"
-    return 1
-  fi
-  nginx -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" -g 'daemon off;' >"$dir/logs/stdout.log" 2>&1 &
-  PIDS[$name]=$!
-  wait_status "https://127.0.0.1:$port/v2/" 200 20 || { tail -n 20 "$dir/logs/error.log"; return 1; }
 }
 
 # Apache httpd with its own config file: start_apache NAME PORT (proxy conf: $WORK/NAME/proxy.conf).
@@ -560,8 +201,8 @@ EOF
     return 1
   fi
   apache2 -f "$dir/httpd.conf" -DFOREGROUND >"$dir/stdout.log" 2>&1 &
-  PIDS[$name]=$!
-  wait_status "https://127.0.0.1:$port/v2/" 200 20 || { tail -n 20 "$dir/error.log" "$dir/stdout.log"; return 1; }
+  started "$name"
+  await_server "$name" "$dir/error.log" "https://127.0.0.1:$port/v2/" 200 20
 }
 
 # ------------------------------------------------------------- scenarios ---
@@ -703,7 +344,7 @@ scenario_upstream() {
   local t0 secs; t0=$(date +%s%N)
   http GET "http://$up/v2/"
   secs=$(( ($(date +%s%N) - t0) / 1000000 ))
-  local code; code=$(error_code)
+  local code; code=$(error_code -)
   if [ "$HTTP_STATUS" = 502 ] && [ "$code" != - ]; then
     ok "upstream down: GET /v2/ answers 502 with an OCI error ($code)"
   else
@@ -861,7 +502,7 @@ listens_on_loopback() {
 # 6b. hand-written guide-shaped configuration (e2e/frontdoor/FLAVOR-guide.conf.in).
 scenario_guide() { # FLAVOR NAME
   local flavor=$1 name=$2 port
-  port=$(free_port)
+  free_port port
   mkdir -p "$WORK/$name"
   sed -e "s|@PORT@|$port|g" -e "s|@BERTH@|127.0.0.1:$P_MAIN2|g" -e "s|@REPO@|$H|g" \
     -e "s|@CERT@|$WORK/fd/server.crt|g" -e "s|@KEY@|$WORK/fd/server.key|g" \
@@ -939,16 +580,13 @@ EOF
 main() {
   ensure_packages skopeo umoci nginx apache2 docker-registry openssl jq curl
 
-  WORK=$(mktemp -d /tmp/berth-frontdoor.XXXXXX)
+  make_work berth-frontdoor
   CERTS="$WORK/certs.d"
-  echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$WORK/policy.json"
-  echo '{}' >"$WORK/auth.json"
-  export REGISTRY_AUTH_FILE="$WORK/auth.json" # never read the machine's credentials
   wait_for_binary || bail "berth binary exists at $BERTH_BIN"
 
   local v
   for v in P_MAIN P_TLS P_PUSH P_PULL P_UP P_UPT P_UPN P_DIST P_DIST2 P_MAIN2 P_GPORT P_GSPLIT P_GHOST; do
-    printf -v "$v" '%s' "$(free_port)"
+    free_port "$v"
   done
 
   section "1. certificates and host names"
@@ -1002,7 +640,7 @@ main() {
   scenario_upstream
   section "7. SIGHUP reload"
   scenario_reload
-  if stop_pid berth; then ok "berth exits within 20 s of SIGTERM"; else not_ok "berth exits within 20 s of SIGTERM"; fi
+  stop_checked berth berth
 
   section "6. nginx and Apache httpd in front of Berth (main 127.0.0.1:$P_MAIN2)"
   start_berth backend "$WORK/fd/backend.yml" "$WORK/data2" "$P_MAIN2" || bail "berth serve starts with repositories only"
@@ -1015,16 +653,12 @@ main() {
   scenario_generated apache apache-gen
   section "6d. Apache httpd, hand-written like the guide"
   scenario_guide apache apache-guide
-  if stop_pid backend; then ok "berth (backend) exits within 20 s of SIGTERM"; else not_ok "berth (backend) exits within 20 s of SIGTERM"; fi
+  stop_checked backend "berth (backend)"
   section "done"
 
   print_summary
   [ "$FAILED" -eq 0 ] || exit 1
 }
 
-trap cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
-set -E
-trap 'rc=$?; [ "$BASH_SUBSHELL" -eq 0 ] && echo "# error: line $LINENO: $BASH_COMMAND (exit $rc)" >&2' ERR
+install_traps
 main "$@"

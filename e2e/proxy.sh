@@ -32,183 +32,19 @@
 # Output: one "ok - ..." / "not ok - ..." line per check, then "N passed, M failed".
 set -euo pipefail
 
-BERTH_BIN=${BERTH_BIN:-/work/main/.build/debug/berth}
+# shellcheck source=e2e/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 E2E_BIG_MIB=${E2E_BIG_MIB:-200}
-SKOPEO_TIMEOUT=180 # seconds per skopeo invocation; a hang must not stall CI
-CURL_TIMEOUT=180   # seconds per curl request (the large blob included)
-CONCURRENT=10      # concurrent GETs of the uncached large blob
-
-# Loopback only: never send test traffic through a proxy from the environment.
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
-export NO_PROXY='*' no_proxy='*'
-
-# ---------------------------------------------------------------- packages ---
-
-# Install missing Debian packages (fresh Debian 12, root, no stdin).
-ensure_packages() {
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  echo "# installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq </dev/null
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
-}
-
-# ------------------------------------------------------------ reporting ---
-
-PASSED=0
-FAILED=0
-SUMMARY_PRINTED=0
-
-ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
-not_ok() { FAILED=$((FAILED + 1)); echo "not ok - $*"; }
-
-# check DESCRIPTION COMMAND...: passes if COMMAND exits 0; its output is shown (tail) only on failure.
-check() {
-  local desc=$1; shift
-  if "$@" >"$WORK/check.out" 2>&1; then
-    ok "$desc"
-  else
-    not_ok "$desc"
-    sed 's/^/#   /' "$WORK/check.out" | tail -n 15
-  fi
-}
-
-# check_eq DESCRIPTION EXPECTED ACTUAL
-check_eq() {
-  if [ "$2" == "$3" ]; then
-    ok "$1"
-  else
-    not_ok "$1"
-    echo "#   expected: $2"
-    echo "#   actual:   $3"
-  fi
-}
-
-# check_fails DESCRIPTION COMMAND...: passes if COMMAND fails; shows its output (tail) either way
-# on failure, and its last line as a comment on success (the error message a user would see).
-check_fails() {
-  local desc=$1; shift
-  if "$@" >"$WORK/check.out" 2>&1; then
-    not_ok "$desc (the command succeeded)"
-    sed 's/^/#   /' "$WORK/check.out" | tail -n 5
-  else
-    ok "$desc"
-    tail -n 1 "$WORK/check.out" | cut -c1-300 | sed 's/^/#   error: /'
-  fi
-}
-
-print_summary() {
-  [ "$SUMMARY_PRINTED" -eq 1 ] && return 0
-  SUMMARY_PRINTED=1
-  echo "$PASSED passed, $FAILED failed"
-}
-
-# Stop here: later scenarios make no sense (e.g. a server does not start).
-BAILED=0
-bail() {
-  not_ok "$*"
-  BAILED=1
-  exit 1
-}
-
-section() { echo "# --- $*"; }
-
-# --------------------------------------------------------------- cleanup ---
-
-WORK=""
-BERTH_PID=""
-declare -A PIDS=() # docker-registry instances by name
-BG_PIDS=()         # background clients
-
-cleanup() {
-  local rc=$?
-  set +e
-  trap - EXIT ERR
-  local all=("${BG_PIDS[@]}" "$BERTH_PID" "${PIDS[@]}") p
-  for p in "${all[@]}"; do
-    [ -n "$p" ] && kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null
-  done
-  for p in "${all[@]}"; do
-    [ -n "$p" ] || continue
-    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
-  done
-  if [ "$SUMMARY_PRINTED" -eq 0 ] && [ "$rc" -ne 0 ] && [ "$BAILED" -eq 0 ]; then
-    not_ok "script aborted unexpectedly (exit $rc; signal, or see '# error' line above)"
-  fi
-  print_summary
-  if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-    if [ "${E2E_KEEP:-0}" = 1 ]; then echo "# kept $WORK"; else rm -rf "$WORK"; fi
-  fi
-  [ "$FAILED" -eq 0 ] && [ "$rc" -eq 0 ] && exit 0
-  exit 1
-}
+CONCURRENT=10 # concurrent GETs of the uncached large blob
+# Read by lib.sh: seconds per skopeo invocation (a hang must not stall CI) and per curl request
+# (the large blob included); the wording of pull_and_compare's check.
+# shellcheck disable=SC2034
+SKOPEO_TIMEOUT=180 CURL_TIMEOUT=180 PULL_CHECK="pulled REF has the upstream's manifest and blobs"
 
 # ---------------------------------------------------------------- helpers ---
 
-# A loopback TCP port nobody listens on and not handed out before (bounded number of tries).
-USED_PORTS=" "
-free_port() {
-  local p _
-  for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 30000))
-    [[ $USED_PORTS == *" $p "* ]] && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      USED_PORTS+="$p "
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
-
-sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
-
-sk() { timeout "$SKOPEO_TIMEOUT" skopeo --policy "$WORK/policy.json" "$@"; }
-
-# remote_digest REF [skopeo args]: digest of the manifest a registry serves for REF (docker://...),
-# computed from the raw bytes (`skopeo inspect --raw | sha256sum`).
-remote_digest() {
-  local ref=$1; shift
-  local raw
-  raw=$(mktemp "$WORK/raw.XXXXXX")
-  sk inspect --tls-verify=false --raw "$@" "$ref" >"$raw" || return 1
-  echo "sha256:$(sha256_of "$raw")"
-}
-
-# http METHOD URL [curl args...]: sets HTTP_STATUS, response headers in $WORK/resp.headers and
-# body in $WORK/resp.body. Never fails (status 000 on transport errors).
-http() {
-  local method=$1 url=$2; shift 2
-  local verb=(-X "$method")
-  [ "$method" = HEAD ] && verb=(--head)
-  : >"$WORK/resp.body"
-  HTTP_STATUS=$(curl -sS "${verb[@]}" -H 'Expect:' --max-time "$CURL_TIMEOUT" \
-    -o "$([ "$method" = HEAD ] && echo /dev/null || echo "$WORK/resp.body")" -D "$WORK/resp.headers" -w '%{http_code}' "$@" "$url" 2>"$WORK/resp.err") || true
-  [ -n "$HTTP_STATUS" ] || HTTP_STATUS=000
-}
-
-# Value of response header NAME of the last http call (last occurrence).
-header() {
-  grep -i "^$1:" "$WORK/resp.headers" | tail -n 1 | cut -d: -f2- | tr -d '\r' | sed 's/^[[:space:]]*//;s/[[:space:]]*$//'
-}
-
-# Print the last response, for failure diagnostics.
-show_response() {
-  echo "#   request: $*"
-  sed 's/^/#   < /' "$WORK/resp.headers" | tr -d '\r' | head -n 20
-  head -c 600 "$WORK/resp.body" | sed 's/^/#   body: /'; echo
-  [ -s "$WORK/resp.err" ] && sed 's/^/#   curl: /' "$WORK/resp.err"
-  return 0
-}
-
-# First OCI error code / message+detail of the last response body (empty if not an OCI error body).
-error_code() { jq -r '.errors[0].code // empty' "$WORK/resp.body" 2>/dev/null || true; }
+# OCI error message and detail of the last response body (first error; empty if not an OCI error).
 error_text() { jq -r '.errors[0] | "\(.message // "") \(.detail // "")"' "$WORK/resp.body" 2>/dev/null || true; }
 
 # check_error DESCRIPTION STATUS CODE "request": the last response is STATUS with OCI error CODE.
@@ -223,135 +59,14 @@ check_error() {
   fi
 }
 
-# ------------------------------------------------------------ OCI layouts ---
-
-# Digest of the manifest tagged TAG in OCI layout DIR.
-layout_digest() {
-  jq -r --arg t "$2" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t) | .digest' "$1/index.json"
-}
-
-blob_path() { echo "$1/blobs/${2%%:*}/${2#*:}"; }
-
-# Every blob digest reachable from manifest/index DIGEST in layout DIR.
-reachable_blobs() {
-  local dir=$1 digest=$2 f child
-  f=$(blob_path "$dir" "$digest")
-  echo "$digest"
-  if jq -e '.manifests' "$f" >/dev/null 2>&1; then
-    for child in $(jq -r '.manifests[].digest' "$f"); do
-      reachable_blobs "$dir" "$child"
-    done
-  else
-    jq -r '.config.digest, .layers[].digest' "$f"
-  fi
-}
-
-# Pulled layout OUT holds exactly the blobs reachable from DIGEST in SRC, each byte-identical.
-same_blobs() {
-  local src=$1 out=$2 digest=$3 d f expected actual
-  expected=$(reachable_blobs "$src" "$digest" | sort -u)
-  actual=$(cd "$out/blobs" && find . -type f | sed 's|^\./||; s|/|:|' | sort -u)
-  if [ "$expected" != "$actual" ]; then
-    echo "blob sets differ (expected vs pulled):"; diff <(echo "$expected") <(echo "$actual") || true
-    return 1
-  fi
-  for d in $expected; do
-    f=$(blob_path "$out" "$d")
-    [ "sha256:$(sha256_of "$f")" = "$d" ] || { echo "corrupt blob $f"; return 1; }
-  done
-  echo "$(echo "$expected" | wc -l) blobs identical"
-}
-
-# pull_and_compare REF LAYOUT DIGEST LABEL [skopeo args]: the registry serves DIGEST for REF
-# (raw manifest bytes) and a pull of REF (--all: index children too) into a fresh OCI layout
-# yields exactly the blobs of LAYOUT reachable from DIGEST, byte-identical.
-pull_and_compare() {
-  local ref=$1 layout=$2 digest=$3 label=$4; shift 4
-  check_eq "$label: manifest digest of $ref" "$digest" "$(remote_digest "$ref" "$@" 2>"$WORK/err" || tail -n 1 "$WORK/err")"
-  local out; out=$(mktemp -d "$WORK/pull.XXXXXX")
-  if sk copy --quiet --all --preserve-digests --src-tls-verify=false "$@" "$ref" "oci:$out:pulled" >"$WORK/err" 2>&1; then
-    check "$label: pulled $ref has the upstream's manifest and blobs" same_blobs "$layout" "$out" "$digest"
-  else
-    not_ok "$label: pull $ref"; sed 's/^/#   /' "$WORK/err" | tail -n 10
-  fi
-  rm -rf "$out"
-}
-
 # ---------------------------------------------------------------- images ---
-
-# Add a layer with the given files to image IMG:TAG (umoci unpack/repack cycle, like a Dockerfile
-# step). Remaining args: "src:dest-in-rootfs" pairs, or "random:SIZE:dest" for incompressible data.
-add_layer() {
-  local ref=$1; shift
-  local bundle="$WORK/bundle"
-  rm -rf "$bundle"
-  umoci unpack --rootless --image "$ref" "$bundle" >/dev/null
-  local spec src dest size
-  for spec in "$@"; do
-    case $spec in
-      random:*)
-        size=$(echo "$spec" | cut -d: -f2); dest=$(echo "$spec" | cut -d: -f3)
-        mkdir -p "$bundle/rootfs$(dirname "$dest")"
-        head -c "$size" /dev/urandom >"$bundle/rootfs$dest" ;;
-      *)
-        src=${spec%%:*}; dest=${spec#*:}
-        mkdir -p "$bundle/rootfs$(dirname "$dest")"
-        cp -a "$src" "$bundle/rootfs$dest" ;;
-    esac
-  done
-  umoci repack --image "$ref" "$bundle" >/dev/null
-  rm -rf "$bundle"
-}
 
 # $SRC/app: tags "app" (3 layers, one 20 MiB random; entrypoint) and "small" (its first layer).
 # $SRC/multi: tag "1", an OCI index of a linux/amd64 and a linux/arm64 image.
 # $SRC/pushed: tag "pushed", a 2-layer image that only ever goes to Berth (check 7).
 # $BIG: a 200 MiB random file, tarred into the layer of the image pushed with curl (build_big).
 build_images() {
-  SRC="$WORK/src"
-  mkdir -p "$SRC" "$WORK/docs"
-  local docs f
-  mapfile -t docs < <(find /usr/share/doc -maxdepth 2 -name copyright -type f 2>/dev/null | sort)
-  for f in "${docs[@]:0:20}"; do
-    cp "$f" "$WORK/docs/$(basename "$(dirname "$f")").copyright"
-  done
-
-  local app="$SRC/app"
-  umoci init --layout "$app"
-  umoci new --image "$app:app"
-  add_layer "$app:app" /etc/os-release:/etc/os-release /etc/debian_version:/etc/debian_version
-  umoci tag --image "$app:app" small
-  add_layer "$app:app" "$WORK/docs:/usr/share/doc/e2e" "random:20M:/opt/e2e/blob.bin"
-  add_layer "$app:app" "$(command -v jq):/usr/local/bin/jq" "random:1M:/opt/e2e/extra.bin"
-  umoci config --image "$app:app" --config.entrypoint /usr/local/bin/jq --config.cmd=--version
-  umoci gc --layout "$app"
-
-  local ms="$WORK/multi-src" arch
-  umoci init --layout "$ms"
-  for arch in amd64 arm64; do
-    umoci new --image "$ms:$arch"
-    echo "$arch" >"$WORK/arch.txt"
-    add_layer "$ms:$arch" /etc/os-release:/etc/os-release "$WORK/arch.txt:/etc/e2e-arch"
-    add_layer "$ms:$arch" "random:3M:/opt/e2e/$arch.bin"
-    umoci config --image "$ms:$arch" --architecture "$arch" --os linux
-  done
-  umoci gc --layout "$ms"
-  local idx="$WORK/index.json"
-  jq -n --slurpfile l "$ms/index.json" '
-    def child($a): $l[0].manifests[]
-      | select(.annotations["org.opencontainers.image.ref.name"] == $a)
-      | {mediaType, digest, size, platform: {architecture: $a, os: "linux"}};
-    {schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json",
-     manifests: [child("amd64"), child("arm64")]}' >"$idx"
-  local hex; hex=$(sha256_of "$idx")
-  local multi="$SRC/multi"
-  mkdir -p "$multi/blobs"
-  cp -a "$ms/blobs/sha256" "$multi/blobs/"
-  cp "$idx" "$multi/blobs/sha256/$hex"
-  cp "$ms/oci-layout" "$multi/oci-layout"
-  jq -n --arg d "sha256:$hex" --argjson s "$(stat -c %s "$idx")" '
-    {schemaVersion: 2, manifests: [{mediaType: "application/vnd.oci.image.index.v1+json",
-      digest: $d, size: $s, annotations: {"org.opencontainers.image.ref.name": "1"}}]}' >"$multi/index.json"
+  build_app_and_multi
 
   local pushed="$SRC/pushed"
   umoci init --layout "$pushed"
@@ -360,13 +75,10 @@ build_images() {
   add_layer "$pushed:pushed" "random:2M:/opt/e2e/pushed.bin"
   umoci gc --layout "$pushed"
 
-  APP_DIGEST=$(layout_digest "$app" app)
-  SMALL_DIGEST=$(layout_digest "$app" small)
-  MULTI_DIGEST=$(layout_digest "$multi" 1)
   PUSHED_DIGEST=$(layout_digest "$pushed" pushed)
-  APP_BLOBS=$(jq '.layers | length + 1' "$(blob_path "$app" "$APP_DIGEST")")
-  SMALL_CONFIG=$(jq -r '.config.digest' "$(blob_path "$app" "$SMALL_DIGEST")")
-  mapfile -t MULTI_CHILDREN < <(jq -r '.manifests[].digest' "$idx")
+  APP_BLOBS=$(jq '.layers | length + 1' "$(blob_path "$SRC/app" "$APP_DIGEST")")
+  SMALL_CONFIG=$(jq -r '.config.digest' "$(blob_path "$SRC/app" "$SMALL_DIGEST")")
+  mapfile -t MULTI_CHILDREN < <(jq -r '.manifests[].digest' "$MULTI_INDEX")
   echo "# built app $APP_DIGEST ($((APP_BLOBS - 1)) layers), index $MULTI_DIGEST, pushed $PUSHED_DIGEST"
 }
 
@@ -402,9 +114,8 @@ push_blob_curl() {
   local base=$1 name=$2 file=$3 digest=$4 loc
   http POST "$base/v2/$name/blobs/uploads/"
   [ "$HTTP_STATUS" = 202 ] || { show_response "POST $base/v2/$name/blobs/uploads/"; return 1; }
-  loc=$(header Location)
-  case $loc in http://*) ;; *) loc="$base$loc" ;; esac
-  case $loc in *\?*) loc="$loc&digest=$digest" ;; *) loc="$loc?digest=$digest" ;; esac
+  loc=$(next_location "$base") || { show_response "POST $base/v2/$name/blobs/uploads/ (no Location)"; return 1; }
+  loc=$(with_digest "$loc" "$digest")
   http PUT "$loc" -H 'Content-Type: application/octet-stream' -T "$file"
   [ "$HTTP_STATUS" = 201 ] || { show_response "PUT $loc"; return 1; }
 }
@@ -420,58 +131,6 @@ push_big_curl() {
 }
 
 # --------------------------------------------------------------- servers ---
-
-# wait_status URL STATUS SECONDS [curl args]
-wait_status() {
-  local url=$1 want=$2 secs=$3; shift 3
-  local code="" _
-  for _ in $(seq 1 $((secs * 5))); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$@" "$url" || true)
-    [ "$code" = "$want" ] && return 0
-    sleep 0.2
-  done
-  echo "# $url answered $code, not $want, within $secs s"
-  return 1
-}
-
-# start_distribution NAME PORT [htpasswd]: Debian's docker-registry on 127.0.0.1:PORT, filesystem
-# storage under $WORK/NAME, access log on (its log: $WORK/NAME/log); with "htpasswd", it demands
-# HTTP basic auth as user/pass.
-start_distribution() {
-  local name=$1 port=$2 dir="$WORK/$1" want=200
-  mkdir -p "$dir/storage"
-  cat >"$dir/config.yml" <<EOF
-version: 0.1
-log: { level: info, accesslog: { disabled: false } }
-storage:
-  filesystem: { rootdirectory: $dir/storage }
-  delete: { enabled: true }
-http:
-  addr: 127.0.0.1:$port
-  secret: e2e-proxy
-EOF
-  if [ "${3:-}" = htpasswd ]; then
-    want=401
-    htpasswd -Bbn user pass >"$dir/htpasswd"
-    cat >>"$dir/config.yml" <<EOF
-auth: { htpasswd: { realm: basic-realm, path: $dir/htpasswd } }
-EOF
-  fi
-  # REGISTRY_* variables override docker-registry's configuration: keep ours out.
-  env -u REGISTRY_AUTH_FILE /usr/bin/docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
-  PIDS[$name]=$!
-  wait_status "http://127.0.0.1:$port/v2/" "$want" 30 || { tail -n 20 "$dir/log" | sed 's/^/#   /'; return 1; }
-}
-
-stop_distribution() {
-  local name=$1 pid=${PIDS[$1]:-} _
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  unset "PIDS[$name]"
-}
 
 # Access-log lines of docker-registry NAME for requests Berth made (User-Agent "Berth"), from line
 # FROM (1-based) on. Format: 127.0.0.1 - - [date] "GET /v2/... HTTP/1.1" 200 123 "" "Berth"
@@ -506,9 +165,7 @@ upstream_summary() {
     "401s $(berth_requests "$name" "$mark" | grep -c '" 401 ' || true)"
 }
 
-BERTH=""
 DATA=""
-BERTH_LOG=""
 
 # docker-hub has connect_timeout: 1 (loopback connects take under a millisecond) because a request
 # that has to ask a stopped upstream costs the whole connect timeout (30 s by default); the
@@ -525,53 +182,6 @@ repositories:
   - { name: docker-readonly, type: group, members: [docker-hub] }
   - { name: docker-hub-default-timeout, type: proxy, remote: "http://127.0.0.1:$DIST_PORT", metadata_max_age: 0, auto_block: false }
 EOF
-}
-
-start_berth() {
-  echo "# --- start $(date +%T) ---" >>"$BERTH_LOG"
-  "$BERTH" serve --config "$WORK/berth.yml" --data "$DATA" >>"$BERTH_LOG" 2>&1 &
-  BERTH_PID=$!
-  local code="" _
-  for _ in $(seq 1 150); do
-    if ! kill -0 "$BERTH_PID" 2>/dev/null; then
-      wait "$BERTH_PID" 2>/dev/null || true
-      BERTH_PID=""
-      echo "# berth exited during startup; log:"; tail -n 40 "$BERTH_LOG" | sed 's/^/#   /'
-      return 1
-    fi
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$REG/v2/" || true)
-    [ "$code" = 200 ] && return 0
-    sleep 0.2
-  done
-  echo "# GET /v2/ did not answer 200 within 30 s (last: $code); log:"
-  tail -n 40 "$BERTH_LOG" | sed 's/^/#   /'
-  return 1
-}
-
-# SIGTERM and wait (<= 20 s) for the process to exit.
-stop_berth() {
-  [ -n "$BERTH_PID" ] || return 0
-  kill -TERM "$BERTH_PID" 2>/dev/null || true
-  local _
-  for _ in $(seq 1 100); do kill -0 "$BERTH_PID" 2>/dev/null || break; sleep 0.2; done
-  if kill -0 "$BERTH_PID" 2>/dev/null; then
-    not_ok "berth exits within 20 s of SIGTERM"
-    kill -KILL "$BERTH_PID" 2>/dev/null || true
-  else
-    ok "berth exits within 20 s of SIGTERM"
-  fi
-  wait "$BERTH_PID" 2>/dev/null || true
-  BERTH_PID=""
-}
-
-# Wait for the berth binary (it may be rebuilt in place while we run), <= 3 minutes.
-wait_for_binary() {
-  local _
-  for _ in $(seq 1 90); do
-    [ -x "$BERTH_BIN" ] && return 0
-    sleep 2
-  done
-  return 1
 }
 
 # ----------------------------------------------------------------- checks ---
@@ -741,7 +351,7 @@ scenario_auth_upstream() {
 
 # 6. The anonymous upstream is down: cached content still pulls, uncached tags get 503 UNAVAILABLE.
 scenario_upstream_down() {
-  stop_distribution dist
+  stop_pid dist 10 || true
   local code; code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$DIST_PORT/v2/" || true)
   check_eq "anonymous upstream is down" 000 "$code"
   local hub="127.0.0.1:$BERTH_PORT/docker-hub" grp="127.0.0.1:$BERTH_PORT/docker"
@@ -838,8 +448,8 @@ scenario_group_push_upstream_down() {
 
 # 8. Restart on the same data dir with the upstream still down: the cache survives.
 scenario_restart() {
-  stop_berth
-  start_berth || bail "berth restarts on the same data dir"
+  stop_checked berth berth
+  start_berth berth "$WORK/berth.yml" "$DATA" "$BERTH_PORT" || bail "berth restarts on the same data dir"
   ok "berth restarts on the same data dir"
   local hub="127.0.0.1:$BERTH_PORT/docker-hub" grp="127.0.0.1:$BERTH_PORT/docker"
   pull_and_compare "docker://$hub/team/app:1" "$SRC/app" "$APP_DIGEST" "after restart, proxy"
@@ -858,24 +468,18 @@ scenario_restart() {
 
 main() {
   local t0; t0=$(date +%s)
-  ensure_packages skopeo umoci docker-registry apache2-utils jq curl
+  ensure_packages skopeo umoci docker-registry apache2-utils jq curl openssl
 
-  WORK=$(mktemp -d /tmp/berth-e2e-proxy.XXXXXX)
+  make_work berth-e2e-proxy
   DATA="$WORK/data"
-  BERTH_LOG="$WORK/berth.log"
-  mkdir -p "$DATA"
-  : >"$BERTH_LOG"
-  echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$WORK/policy.json"
-  echo '{}' >"$WORK/auth.json"
-  export REGISTRY_AUTH_FILE="$WORK/auth.json" # never read the machine's credentials
 
   wait_for_binary || bail "berth binary exists at $BERTH_BIN"
-  BERTH="$WORK/berth"
-  cp "$BERTH_BIN" "$BERTH" || bail "copy $BERTH_BIN"
+  cp "$BERTH_BIN" "$WORK/berth" || bail "copy $BERTH_BIN"
+  BERTH_BIN="$WORK/berth" # the copy: an in-place rebuild during the run does not matter
 
-  BERTH_PORT=$(free_port)
-  DIST_PORT=$(free_port)
-  AUTH_PORT=$(free_port)
+  free_port BERTH_PORT
+  free_port DIST_PORT
+  free_port AUTH_PORT
   REG="http://127.0.0.1:$BERTH_PORT"
 
   build_images
@@ -885,12 +489,12 @@ main() {
   scenario_upstreams
 
   write_berth_config
-  if "$BERTH" config check "$WORK/berth.yml" >"$WORK/check.out" 2>&1; then
+  if "$BERTH_BIN" config check "$WORK/berth.yml" >"$WORK/check.out" 2>&1; then
     ok "berth config check accepts the proxy/group configuration"
   else
     not_ok "berth config check accepts the proxy/group configuration"; sed 's/^/#   /' "$WORK/check.out"
   fi
-  start_berth || bail "berth starts with hosted, proxy and group repositories on 127.0.0.1:$BERTH_PORT"
+  start_berth berth "$WORK/berth.yml" "$DATA" "$BERTH_PORT" || bail "berth starts with hosted, proxy and group repositories on 127.0.0.1:$BERTH_PORT"
   ok "berth starts with hosted, proxy and group repositories on 127.0.0.1:$BERTH_PORT"
 
   section "2+3. pull through the proxy and the group; second pulls stay local"
@@ -908,7 +512,7 @@ main() {
   section "8. restart with the upstream still down"
   scenario_restart
 
-  stop_berth
+  stop_checked berth berth
   upstream_summary dist 1 "whole run"
   upstream_summary dist-auth 1 "whole run"
   echo "# runtime $(($(date +%s) - t0)) s"
@@ -916,11 +520,5 @@ main() {
   if [ "$FAILED" -ne 0 ]; then exit 1; fi
 }
 
-trap cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
-# Report where an unexpected failure aborted the script (set -e); failures inside $(...) are
-# expected by the checks and are not reported.
-set -E
-trap 'rc=$?; [ "$BASH_SUBSHELL" -eq 0 ] && echo "# error: line $LINENO: $BASH_COMMAND (exit $rc)" >&2' ERR
+install_traps
 main "$@"
