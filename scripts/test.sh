@@ -16,7 +16,7 @@ swift test --skip-build
 passed=0
 failed=0
 broken=()
-for script in e2e/hosted.sh e2e/frontdoor.sh e2e/proxy.sh; do
+for script in e2e/hosted.sh e2e/frontdoor.sh e2e/proxy.sh e2e/auth.sh; do
     [ -f "$script" ] || continue
     echo "== $script"
     log=$(mktemp)
