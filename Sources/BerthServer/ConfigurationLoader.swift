@@ -58,11 +58,12 @@ public enum ConfigurationLoader {
         let top = try reader.mapping(root, "the configuration")
         var routesNode: Node?
         var nsMapNode: Node?
-        try reader.allowOnly(top, ["listen", "public_url", "trusted_proxies", "storage", "repositories", "uploads", "server", "auth", "roles", "users", "listeners", "routes", "ns_map"])
+        try reader.allowOnly(top, ["listen", "public_url", "trusted_proxies", "storage", "repositories", "uploads", "server", "auth", "roles", "users", "service_tokens", "listeners", "routes", "ns_map"])
         var anonymousPull: [String: Bool] = [:]
         var authNode: Node?
         var rolesNode: Node?
         var usersNode: Node?
+        var tokensNode: Node?
         for (key, value) in top {
             switch key.string ?? "" {
             case "listen":
@@ -93,6 +94,8 @@ public enum ConfigurationLoader {
                 rolesNode = value
             case "users":
                 usersNode = value
+            case "service_tokens":
+                tokensNode = value
             case "uploads":
                 let map = try reader.mapping(value, "uploads")
                 try reader.allowOnly(map, ["max_age"])
@@ -124,11 +127,14 @@ public enum ConfigurationLoader {
                 throw reader.error(key, "'\(key.string ?? "")' is not supported by this version of Berth yet")
             }
         }
-        if authNode != nil || rolesNode != nil || usersNode != nil || !anonymousPull.isEmpty {
+        if authNode != nil || rolesNode != nil || usersNode != nil || tokensNode != nil || !anonymousPull.isEmpty {
             guard let authNode else {
-                throw reader.error(rolesNode ?? usersNode ?? root, "roles, users and anonymous_pull need an auth: section (which turns access control on)")
+                throw reader.error(rolesNode ?? usersNode ?? tokensNode ?? root, "roles, users, service_tokens and anonymous_pull need an auth: section (which turns access control on)")
             }
             config.auth = try auth(authNode, roles: rolesNode, users: usersNode, anonymousPull: anonymousPull, reader)
+            if let tokensNode {
+                config.auth!.tokens = try serviceTokens(tokensNode, roles: Set(config.auth!.roles.map(\.name) + ["admin"]), reader)
+            }
         }
         // Routes last: they refer to repositories and ports declared anywhere in the file.
         if let routesNode {
@@ -366,6 +372,42 @@ public enum ConfigurationLoader {
             }
         }
         return auth
+    }
+
+    private static func serviceTokens(_ node: Node, roles known: Set<String>, _ reader: Reader) throws(ConfigurationError) -> [AuthConfiguration.DeclaredToken] {
+        var seen: Set<String> = []
+        var result: [AuthConfiguration.DeclaredToken] = []
+        for item in try reader.sequence(node, "service_tokens") {
+            let m = try reader.mapping(item, "a service token")
+            try reader.allowOnly(m, ["id", "name", "secret_sha256", "roles", "revoked"])
+            guard let idNode = m["id"], let hashNode = m["secret_sha256"] else {
+                throw reader.error(item, "a service token needs id and secret_sha256 (the secret is berth_<id>_<random>; give its sha256 in hex)")
+            }
+            let id = try reader.string(idNode, "id")
+            guard id.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 122) || $0 == 45 }), !id.isEmpty else {
+                throw reader.error(idNode, "a token id has lowercase letters, digits and '-' only")
+            }
+            guard seen.insert(id).inserted else { throw reader.error(idNode, "token '\(id)' is declared twice") }
+            let hash = try reader.string(hashNode, "secret_sha256").lowercased()
+            guard hash.utf8.count == 64, hash.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
+                throw reader.error(hashNode, "secret_sha256 must be 64 hex digits (e.g. printf %s \"$SECRET\" | sha256sum)")
+            }
+            let roleNodes = try m["roles"].map { n throws(ConfigurationError) in try reader.sequence(n, "roles") } ?? []
+            var roles: [String] = []
+            for n in roleNodes {
+                let role = try reader.string(n, "a role")
+                guard known.contains(role) else { throw reader.error(n, "role '\(role)' is not declared in roles") }
+                roles.append(role)
+            }
+            var revoked = false
+            if let n = m["revoked"] {
+                guard let b = n.bool else { throw reader.error(n, "revoked must be true or false") }
+                revoked = b
+            }
+            let name = try m["name"].map { n throws(ConfigurationError) in try reader.string(n, "name") } ?? id
+            result.append(.init(id: id, name: name, secretSHA256: hash, roles: roles, revoked: revoked))
+        }
+        return result
     }
 
     private static func repositories(_ node: Node, _ reader: Reader, anonymousPull: inout [String: Bool]) throws(ConfigurationError) -> [BerthConfiguration.Repository] {

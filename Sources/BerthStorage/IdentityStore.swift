@@ -39,6 +39,7 @@ public protocol IdentityStore: Sendable {
     func deleteUser(_ name: String) async throws -> Bool
     func serviceToken(id: String) async throws -> ServiceTokenRecord?
     func serviceTokens() async throws -> [ServiceTokenRecord]
+    /// Inserts or replaces a service token.
     func putServiceToken(_ token: ServiceTokenRecord) async throws
     func revokeServiceToken(id: String) async throws -> Bool
 }

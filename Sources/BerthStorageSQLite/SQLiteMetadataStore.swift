@@ -400,7 +400,10 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     public func putServiceToken(_ token: ServiceTokenRecord) async throws {
         try await pool.write { db in
             try db.execute(
-                sql: "INSERT INTO service_tokens (id, name, secret_hash, roles, created_at, revoked) VALUES (?, ?, ?, ?, ?, ?)",
+                sql: """
+                    INSERT INTO service_tokens (id, name, secret_hash, roles, created_at, revoked) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET name = excluded.name, secret_hash = excluded.secret_hash, roles = excluded.roles, revoked = excluded.revoked
+                    """,
                 arguments: [token.id, token.name, token.secretHash, token.roles.joined(separator: ","), token.createdAt, token.revoked])
         }
     }

@@ -13,6 +13,7 @@ import Testing
 @Suite("Authorization")
 struct AuthorizationTests {
     static let hash = Bcrypt.hash("secret", cost: 4)
+    static let declaredSecret = "berth_deploy_0123456789abcdef0123456789abcdef"
 
     static func registry(throttle: Int = 1000, window: Int = 60) throws -> TestRegistry {
         var t = try TestRegistry()
@@ -36,6 +37,7 @@ struct AuthorizationTests {
             .init(name: "other", passwordHash: hash, roles: ["b-team"]),
             .init(name: "boss", passwordHash: hash, roles: ["admin"]),
         ]
+        auth.tokens = [.init(id: "deploy", name: "deploy", secretSHA256: Authenticator.sha256Hex(Self.declaredSecret), roles: ["a-reader"])]
         t.auth = auth
         t.frontDoor.routes = [
             .init(match: .host("a.example.com"), endpoint: .repository("team-a")),
@@ -180,6 +182,29 @@ struct AuthorizationTests {
             #expect(try await client.execute("/v2/team-a/app/manifests/x", host: "localhost", headers: [.authorization: "Bearer " + wrongKey]).status == .unauthorized)
             // The same claims with the right key pass (the check above fails for the key alone).
             #expect(try await client.execute("/v2/team-a/app/manifests/x", host: "localhost", headers: [.authorization: "Bearer " + (try await auth.signForTests(good))]).status == .notFound)
+        }
+    }
+
+    @Test func declaredServiceTokensAndMountsNeedReadOnTheSource() async throws {
+        let t = try Self.registry()
+        defer { t.cleanUp() }
+        try await t.runDirect { (client: DirectClient) async throws in
+            let admin = Self.basic("boss")
+            let blob = sha256("layer")
+            #expect(try await client.execute("/v2/team-b/base/blobs/uploads/?digest=\(blob)", .post, host: "localhost", headers: admin, body: "layer").status == .created)
+            #expect(try await client.execute("/v2/team-a/base/blobs/uploads/?digest=\(blob)", .post, host: "localhost", headers: admin, body: "layer").status == .created)
+            // The token declared in the configuration works as a password, with its role's privileges only.
+            let deploy = Self.basic("deploy", Self.declaredSecret)
+            #expect(try await client.execute("/v2/team-a/base/blobs/\(blob)", host: "localhost", headers: deploy).status == .ok)
+            #expect(try await client.execute("/v2/team-a/base/blobs/uploads/", .post, host: "localhost", headers: deploy).status == .forbidden)
+            #expect(try await client.execute("/v2/team-a/base/blobs/\(blob)", host: "localhost", headers: Self.basic("deploy", Self.declaredSecret + "x")).status == .unauthorized)
+            // A writer of team-a may mount from team-a, but not from team-b, which it cannot read: it uploads instead.
+            let writer = Self.basic("writer")
+            let fromB = try await client.execute("/v2/team-a/app/blobs/uploads/?mount=\(blob)&from=team-b/base", .post, host: "localhost", headers: writer)
+            #expect(fromB.status == .accepted, "no mount without read access to the source")
+            let fromA = try await client.execute("/v2/team-a/app/blobs/uploads/?mount=\(blob)&from=team-a/base", .post, host: "localhost", headers: writer)
+            #expect(fromA.status == .created)
+            #expect(try await client.execute("/v2/team-a/app/blobs/uploads/?mount=\(blob)&from=team-b/base", .post, host: "localhost", headers: admin).status == .created)
         }
     }
 

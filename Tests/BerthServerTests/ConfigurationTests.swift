@@ -51,10 +51,12 @@ struct ConfigurationTests {
         ("trusted_proxies: [10.0.0.0/33]\n", "berth.yml:1:19: '10.0.0.0/33' is not an address or CIDR block"),
         ("listen: [unclosed\n", "berth.yml:2:1: invalid YAML"),
         ("auth: { anonymous_pull: maybe }\n", "berth.yml:1:25: anonymous_pull must be true or false"),
-        ("roles: []\n", "berth.yml:1:8: roles, users and anonymous_pull need an auth: section"),
+        ("roles: []\n", "berth.yml:1:8: roles, users, service_tokens and anonymous_pull need an auth: section"),
         ("auth: {}\nusers: [{ name: a, password_hash: secret }]\n", "berth.yml:2:35: password_hash must be a bcrypt hash"),
         ("auth: {}\nusers: [{ name: a, password_hash: \"$2b$04$x\", roles: [nope] }]\n", "berth.yml:2:55: role 'nope' is not declared in roles"),
         ("auth: {}\nroles: [{ name: r, privileges: [{ repositories: [a], actions: [fly] }] }]\n", "berth.yml:2:64: action 'fly' is unknown"),
+        ("auth: {}\nservice_tokens: [{ id: ci, secret_sha256: abc }]\n", "berth.yml:2:43: secret_sha256 must be 64 hex digits"),
+        ("service_tokens: []\n", "berth.yml:1:17: roles, users, service_tokens and anonymous_pull need an auth: section"),
         ("storage:\n  metadata: { type: postgres, path: x }\n", "berth.yml:2:21: storage.metadata.type 'postgres' is not supported"),
         ("- a\n- b\n", "berth.yml:1:1: the configuration must be a mapping"),
     ])

@@ -16,6 +16,25 @@ public struct AuthConfiguration: Sendable, Equatable {
         }
     }
 
+    /// A service token declared in the configuration: its secret is `berth_<id>_<anything>`, given here only
+    /// as the SHA-256 (hex) of the whole secret.
+    public struct DeclaredToken: Sendable, Equatable {
+        public var id: String
+        public var name: String
+        public var secretSHA256: String
+        public var roles: [String]
+        public var revoked: Bool
+
+        public init(id: String, name: String, secretSHA256: String, roles: [String], revoked: Bool = false) {
+            self.id = id
+            self.name = name
+            self.secretSHA256 = secretSHA256
+            self.roles = roles
+            self.revoked = revoked
+        }
+    }
+
+    public var tokens: [DeclaredToken] = []
     /// Whether repositories allow anonymous pulls unless they say otherwise.
     public var anonymousPull = true
     /// Lifetime of Bearer tokens in seconds.

@@ -71,12 +71,23 @@ final class Authenticator: Sendable {
             FileManager.default.createFile(atPath: path, contents: Data((password + "\n").utf8), attributes: [.posixPermissions: 0o600])
             logger.notice("created the admin user; its initial password is in the data folder", metadata: ["file": "\(path)"])
         }
-        for user in configuration.users {
-            try await store.putUser(UserRecord(name: user.name, passwordHash: user.passwordHash, roles: user.roles))
-        }
+        try await declare(configuration, in: store)
         let audit = AuditLog(path: dataDirectory + "/audit.log")
         return Authenticator(configuration: configuration, store: store, policy: configuration.policy(repositories: repositories),
                              keys: keys, audit: audit, logger: logger)
+    }
+
+    /// Records the users and service tokens a configuration declares (on start and on reload).
+    static func declare(_ configuration: AuthConfiguration, in store: any IdentityStore) async throws {
+        for user in configuration.users {
+            try await store.putUser(UserRecord(name: user.name, passwordHash: user.passwordHash, roles: user.roles))
+        }
+        for token in configuration.tokens {
+            let existing = try await store.serviceToken(id: token.id)
+            try await store.putServiceToken(ServiceTokenRecord(
+                id: token.id, name: token.name, secretHash: token.secretSHA256, roles: token.roles,
+                createdAt: existing?.createdAt ?? Int64(Date().timeIntervalSince1970), revoked: token.revoked))
+        }
     }
 
     var policy: AccessPolicy { policyBox.withLockedValue { $0 } }

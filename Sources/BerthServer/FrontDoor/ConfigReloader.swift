@@ -57,9 +57,7 @@ struct ConfigReloader: Service {
         for (port, tls) in newTLS { try certificates[port]?.replace(tls) }
         registry.addRepositories(next.repositories)
         if let authenticator, let auth = next.auth {
-            for user in auth.users {
-                try await authenticator.store.putUser(UserRecord(name: user.name, passwordHash: user.passwordHash, roles: user.roles))
-            }
+            try await Authenticator.declare(auth, in: authenticator.store)
             authenticator.replacePolicy(auth.policy(repositories: registry.repositoryNames))
         }
         frontDoor.replace(with: next)
