@@ -114,6 +114,51 @@ struct ProxyGroupTests {
     }
 }
 
+extension ProxyGroupTests {
+    @Test func splitRouteOverAGroupReferrersAndCachePurge() async throws {
+        let upstream = try TestRegistry()
+        defer { upstream.cleanUp() }
+        try await upstream.runLive { client, port in
+            let push = Pusher(client: client)
+            let subject = try await push.image("team/app", tag: "1", layer: "app layer")
+            let subjectSize = try await client.execute(uri: "/v2/docker-hosted/team/app/manifests/1", method: .head) { Int($0.headers[.contentLength]!)! }
+            let empty = try await push.blob("team/app", "{}")
+            let sig = try await push.blob("team/app", "signature")
+            let referrer = ociManifest(config: (empty, 2), layers: [(sig, 9)], subject: (subject, subjectSize), artifactType: "application/vnd.example.sig")
+            try await push.manifestPut("team/app", sha256(referrer), referrer, type: "application/vnd.oci.image.manifest.v1+json")
+
+            var side = try Self.proxySide(upstreamPort: port)
+            side.frontDoor.routes = [.init(match: .host("project.example.com"), endpoint: .split(pull: "docker", push: "docker-hosted"))]
+            defer { side.cleanUp() }
+            try await side.runDirect { (proxy: DirectClient) async throws in
+                let host = "project.example.com"
+                // Reads through the split route come from the group (here: its proxy member)...
+                let pulled = try await proxy.execute("/v2/docker-hosted/team/app/manifests/1", host: host)
+                #expect(pulled.status == .ok)
+                #expect(pulled.headers[.dockerContentDigest] == subject)
+                // ... writes go to the hosted repository.
+                #expect(try await proxy.execute("/v2/mine/blobs/uploads/?digest=\(sha256("x"))", .post, host: host, body: "x").status == .created)
+                #expect(try await proxy.execute("/v2/docker-hosted/mine/blobs/\(sha256("x"))", host: "localhost").text == "x")
+                #expect(try await proxy.execute("/v2/mine/blobs/\(sha256("x"))", host: host).text == "x", "the group reads its hosted member")
+                // Referrers come from the upstream's referrers API, through the proxy and the group.
+                for path in ["/v2/hub/docker-hosted/team/app/referrers/\(subject)", "/v2/docker/docker-hosted/team/app/referrers/\(subject)"] {
+                    let referrers = try await proxy.execute(path, host: "localhost")
+                    let manifests = referrers.json["manifests"] as? [[String: Any]] ?? []
+                    #expect(manifests.map { $0["digest"] as? String } == [sha256(referrer)], "\(path)")
+                    #expect(manifests.first?["artifactType"] as? String == "application/vnd.example.sig")
+                }
+                // The cache can be purged; the next pull fetches again.
+                #expect(try await proxy.execute("/v2/hub/docker-hosted/team/app/manifests/1", host: "localhost").status == .ok)
+                let purged = try await proxy.execute("/service/rest/v1/repositories/hub/cache", .delete, host: "localhost")
+                #expect(purged.status == .ok)
+                #expect((purged.json["removedManifests"] as? Int ?? 0) >= 1)
+                #expect(try await proxy.execute("/service/rest/v1/repositories/docker-hosted/cache", .delete, host: "localhost").status == .methodNotAllowed)
+                #expect(try await proxy.execute("/v2/hub/docker-hosted/team/app/manifests/1", host: "localhost").status == .ok)
+            }
+        }
+    }
+}
+
 extension TestRegistry {
     /// Runs a real server on a loopback port for `body`, which gets a client and the port.
     func runLive<T: Sendable>(_ body: @Sendable (any TestClientProtocol, Int) async throws -> T) async throws -> T {
