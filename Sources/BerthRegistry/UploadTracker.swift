@@ -40,7 +40,8 @@ final class UploadTracker: Sendable {
 
     /// Ends a request's work on an upload, keeping the hash state for the next chunk (nil forgets it).
     func release(_ id: String, keeping hash: HashState?) {
-        entries.withLockedValue { $0[id] = Entry(hash: hash, busy: false) }
+        // An idle entry without state says nothing: drop it (a failed upload may already be gone).
+        entries.withLockedValue { $0[id] = hash.map { Entry(hash: $0, busy: false) } }
     }
 
     /// Forgets an upload entirely (committed or cancelled).
