@@ -181,7 +181,44 @@ repositories:
   - { name: docker-hub-badauth, type: proxy, remote: "http://127.0.0.1:$AUTH_PORT", username: user, password: wrong, metadata_max_age: 0, auto_block: false }
   - { name: docker-readonly, type: group, members: [docker-hub] }
   - { name: docker-hub-default-timeout, type: proxy, remote: "http://127.0.0.1:$DIST_PORT", metadata_max_age: 0, auto_block: false }
+  - { name: docker-hub-slow, type: proxy, remote: "http://127.0.0.1:$SLOW_PORT", auto_block: false, connect_timeout: 1, read_timeout: 5 }
 EOF
+}
+
+# An nginx between the proxy repository and docker-registry that sends at 20 MB/s, so that an upstream
+# transfer can be cut in the middle by stopping it.
+start_slow_upstream() {
+  mkdir -p "$WORK/slow"
+  cat >"$WORK/slow/proxy.conf" <<EOF
+server {
+  listen 127.0.0.1:$SLOW_PORT;
+  location / { proxy_pass http://127.0.0.1:$DIST_PORT; limit_rate 20m; }
+}
+EOF
+  start_nginx slow "$SLOW_PORT" http
+}
+
+# A cut upstream transfer is never committed: the client does not get a whole blob, nothing is cached
+# (with the upstream gone the proxy has nothing to serve), and a later pull fetches the blob whole.
+scenario_cut_transfer() {
+  local url="$REG/v2/docker-hub-slow/team/big/blobs/$BIG_LAYER" hex=${BIG_LAYER#sha256:} pid size status
+  start_slow_upstream || bail "slow nginx in front of docker-registry starts on 127.0.0.1:$SLOW_PORT"
+  curl -sS --max-time "$CURL_TIMEOUT" -o "$WORK/cut.out" "$url" 2>"$WORK/cut.err" &
+  pid=$!
+  BG_PIDS+=("$pid")
+  sleep 2
+  stop_pid slow 5 || true
+  wait "$pid" 2>/dev/null || true
+  BG_PIDS=()
+  size=$(stat -c %s "$WORK/cut.out" 2>/dev/null || echo 0)
+  check "cut upstream transfer: the client got part of the blob, not all of it ($size of $BIG_SIZE bytes)" \
+    test "$size" -gt 0 -a "$size" -lt "$BIG_SIZE"
+  status=$(http_code "$url")
+  check "cut upstream transfer: nothing was cached (with the upstream down the blob is not served: $status)" test "$status" != 200
+  check "cut upstream transfer: no blob file was committed" test ! -e "$DATA/blobs/sha256/${hex:0:2}/$hex"
+  start_slow_upstream || bail "slow nginx restarts"
+  check_eq "after the cut, a new pull gets the whole blob" "$BIG_LAYER" "sha256:$(curl -sS --max-time "$CURL_TIMEOUT" "$url" | sha256sum | cut -d' ' -f1)"
+  stop_pid slow 5 || true
 }
 
 # ----------------------------------------------------------------- checks ---
@@ -468,7 +505,7 @@ scenario_restart() {
 
 main() {
   local t0; t0=$(date +%s)
-  ensure_packages skopeo umoci docker-registry apache2-utils jq curl openssl
+  ensure_packages skopeo umoci docker-registry apache2-utils jq curl openssl nginx
 
   make_work berth-e2e-proxy
   DATA="$WORK/data"
@@ -480,6 +517,7 @@ main() {
   free_port BERTH_PORT
   free_port DIST_PORT
   free_port AUTH_PORT
+  free_port SLOW_PORT
   REG="http://127.0.0.1:$BERTH_PORT"
 
   build_images
@@ -499,6 +537,8 @@ main() {
 
   section "2+3. pull through the proxy and the group; second pulls stay local"
   scenario_pull_through
+  section "4b. an upstream transfer cut in the middle (before the blob is cached)"
+  scenario_cut_transfer
   section "4. $CONCURRENT concurrent GETs of an uncached ${E2E_BIG_MIB} MiB blob"
   scenario_concurrent_blob
   section "5. upstream with basic auth"
