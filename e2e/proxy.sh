@@ -182,7 +182,41 @@ repositories:
   - { name: docker-readonly, type: group, members: [docker-hub] }
   - { name: docker-hub-default-timeout, type: proxy, remote: "http://127.0.0.1:$DIST_PORT", metadata_max_age: 0, auto_block: false }
   - { name: docker-hub-slow, type: proxy, remote: "http://127.0.0.1:$SLOW_PORT", auto_block: false, connect_timeout: 1, read_timeout: 5 }
+  - { name: docker-hub-limited, type: proxy, remote: "http://127.0.0.1:$LIMIT_PORT", metadata_max_age: 0, auto_block: false }
 EOF
+}
+
+# An nginx in front of docker-registry that answers 429 (as Docker Hub does past its pull quota) while
+# the file $WORK/limited/on exists.
+start_rate_limited_upstream() {
+  mkdir -p "$WORK/limited"
+  cat >"$WORK/limited/proxy.conf" <<EOF
+server {
+  listen 127.0.0.1:$LIMIT_PORT;
+  location / {
+    if (-f $WORK/limited/on) { add_header Retry-After 30 always; return 429; }
+    proxy_pass http://127.0.0.1:$DIST_PORT;
+  }
+}
+EOF
+  start_nginx limited "$LIMIT_PORT" http
+}
+
+# Upstream answers 429: cached tags are still served; an uncached one gets TOOMANYREQUESTS, never
+# "manifest unknown".
+scenario_rate_limited() {
+  start_rate_limited_upstream || bail "rate-limiting nginx in front of docker-registry starts on 127.0.0.1:$LIMIT_PORT"
+  check_eq "through a rate-limiting upstream (not limiting yet): team/app:1 digest" "$APP_DIGEST" \
+    "$(remote_digest "docker://127.0.0.1:$BERTH_PORT/docker-hub-limited/team/app:1")"
+  touch "$WORK/limited/on"
+  check_eq "upstream answers 429 now" 429 "$(http_code "http://127.0.0.1:$LIMIT_PORT/v2/")"
+  check_eq "upstream 429: the cached tag is still served" "$APP_DIGEST" \
+    "$(remote_digest "docker://127.0.0.1:$BERTH_PORT/docker-hub-limited/team/app:1")"
+  http GET "$REG/v2/docker-hub-limited/team/app/manifests/never-pulled"
+  check_status "upstream 429, uncached tag: 429" 429 || true
+  check_eq "upstream 429, uncached tag: TOOMANYREQUESTS, not MANIFEST_UNKNOWN" TOOMANYREQUESTS "$(error_code)"
+  rm -f "$WORK/limited/on"
+  stop_pid limited 5 || true
 }
 
 # An nginx between the proxy repository and docker-registry that sends at 20 MB/s, so that an upstream
@@ -518,6 +552,7 @@ main() {
   free_port DIST_PORT
   free_port AUTH_PORT
   free_port SLOW_PORT
+  free_port LIMIT_PORT
   REG="http://127.0.0.1:$BERTH_PORT"
 
   build_images
@@ -537,6 +572,8 @@ main() {
 
   section "2+3. pull through the proxy and the group; second pulls stay local"
   scenario_pull_through
+  section "4a. an upstream that answers 429"
+  scenario_rate_limited
   section "4b. an upstream transfer cut in the middle (before the blob is cached)"
   scenario_cut_transfer
   section "4. $CONCURRENT concurrent GETs of an uncached ${E2E_BIG_MIB} MiB blob"
