@@ -1,20 +1,11 @@
 import BerthRegistry
+import BerthStorage
 
 /// Access control settings (`auth:`, `roles:`, `users:` and each repository's `anonymous_pull`).
 /// Without an `auth:` section Berth serves without authentication, as the embedded defaults on loopback do.
 public struct AuthConfiguration: Sendable, Equatable {
-    /// A user declared in the configuration (upserted on start).
-    public struct DeclaredUser: Sendable, Equatable {
-        public var name: String
-        public var passwordHash: String
-        public var roles: [String]
-
-        public init(name: String, passwordHash: String, roles: [String]) {
-            self.name = name
-            self.passwordHash = passwordHash
-            self.roles = roles
-        }
-    }
+    /// A user declared in the configuration (upserted on start and on reload).
+    public typealias DeclaredUser = UserRecord
 
     /// A service token declared in the configuration: its secret is `berth_<id>_<anything>`, given here only
     /// as the SHA-256 (hex) of the whole secret.

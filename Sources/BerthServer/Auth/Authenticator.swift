@@ -80,7 +80,7 @@ final class Authenticator: Sendable {
     /// Records the users and service tokens a configuration declares (on start and on reload).
     static func declare(_ configuration: AuthConfiguration, in store: any IdentityStore) async throws {
         for user in configuration.users {
-            try await store.putUser(UserRecord(name: user.name, passwordHash: user.passwordHash, roles: user.roles))
+            try await store.putUser(user)
         }
         for token in configuration.tokens {
             let existing = try await store.serviceToken(id: token.id)
