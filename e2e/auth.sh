@@ -28,7 +28,7 @@ start_secured() {
   await_server "$name" "$log" "http://127.0.0.1:$port/service/rest/v1/status"
 }
 
-ensure_packages skopeo umoci openssl jq curl
+ensure_packages skopeo umoci openssl jq curl podman
 make_work berth-e2e-auth
 install_traps
 cd "$WORK"
@@ -89,6 +89,11 @@ done
 check "the repository path reaches the same repository (team-a/team/app:1)" \
     sk inspect --tls-verify=false --creds writer:pw-writer "docker://127.0.0.1:$MAIN/team-a/team/app:1"
 sk logout --all >/dev/null 2>&1 || true
+check "podman login (token realm over TLS) as reader" timeout 120 podman login --cert-dir certs -u reader -p pw-reader "project.example.test:$TLS"
+check_fails "podman login with a wrong password is refused" timeout 120 podman login --cert-dir certs -u reader -p nope "project.example.test:$TLS"
+check "podman pulls as reader" timeout 300 podman pull -q --cert-dir certs --creds reader:pw-reader "project.example.test:$TLS/team/app:1"
+timeout 60 podman logout --all >/dev/null 2>&1 || true
+timeout 60 podman rmi -f "project.example.test:$TLS/team/app:1" >/dev/null 2>&1 || true
 
 # --- Who may not.
 check_fails "anonymous pull from team-a is refused" sk inspect --cert-dir certs "docker://project.example.test:$TLS/team/app:1"

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh libsqlite3-dev skopeo umoci nginx apache2 docker-registry apache2-utils openssl jq curl
+scripts/install-deps.sh libsqlite3-dev skopeo podman umoci nginx apache2 docker-registry apache2-utils openssl jq curl
 
 echo "== build"
 swift build --build-tests
