@@ -90,7 +90,8 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
 
     public func repositories() async throws -> [RepositoryRecord] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT name, kind FROM repositories ORDER BY name").compactMap { row in
+            try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT name, kind FROM repositories ORDER BY name")).compactMap { row in
                 RepositoryRecord.Kind(rawValue: row["kind"]).map { RepositoryRecord(name: row["name"], kind: $0) }
             }
         }
@@ -109,7 +110,7 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     public func linkedBlobSize(_ digest: Digest, in image: ImageRef) async throws -> Int64? {
         try await pool.read { db in
             try Int64.fetchOne(
-                db, sql: "SELECT size FROM blob_links WHERE repository = ? AND image = ? AND digest = ?",
+                db.cachedStatement(sql: "SELECT size FROM blob_links WHERE repository = ? AND image = ? AND digest = ?"),
                 arguments: [image.repository, image.image, digest.description])
         }
     }
@@ -130,12 +131,14 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
         try await pool.write { db in
             let args: (Digest) -> StatementArguments = { [image.repository, image.image, $0.description] }
             for blob in blobs {
-                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM blob_links WHERE repository = ? AND image = ? AND digest = ?", arguments: args(blob)) != nil else {
+                guard try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT 1 FROM blob_links WHERE repository = ? AND image = ? AND digest = ?"), arguments: args(blob)) != nil else {
                     throw RegistryError(.manifestBlobUnknown, "blob unknown to repository", detail: blob.description)
                 }
             }
             for child in manifests {
-                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM manifests WHERE repository = ? AND image = ? AND digest = ?", arguments: args(child)) != nil else {
+                guard try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT 1 FROM manifests WHERE repository = ? AND image = ? AND digest = ?"), arguments: args(child)) != nil else {
                     throw RegistryError(.manifestBlobUnknown, "manifest unknown to repository", detail: child.description)
                 }
             }
@@ -182,7 +185,7 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     public func manifest(_ digest: Digest, in image: ImageRef) async throws -> ManifestRecord? {
         try await pool.read { db in
             try Row.fetchOne(
-                db, sql: "SELECT \(Self.manifestColumns) FROM manifests m WHERE m.repository = ? AND m.image = ? AND m.digest = ?",
+                db.cachedStatement(sql: "SELECT \(Self.manifestColumns) FROM manifests m WHERE m.repository = ? AND m.image = ? AND m.digest = ?"),
                 arguments: [image.repository, image.image, digest.description]
             ).map(Self.manifestRecord)
         }
@@ -223,7 +226,8 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
 
     /// An image without manifests leaves the catalog.
     private static func dropImageIfEmpty(_ db: Database, _ image: ImageRef) throws {
-        let any = try Bool.fetchOne(db, sql: "SELECT 1 FROM manifests WHERE repository = ? AND image = ? LIMIT 1", arguments: [image.repository, image.image])
+        let any = try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT 1 FROM manifests WHERE repository = ? AND image = ? LIMIT 1"), arguments: [image.repository, image.image])
         if any == nil {
             try db.execute(sql: "DELETE FROM images WHERE full_name = ?", arguments: [image.description])
         }
@@ -231,11 +235,12 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
 
     public func tags(in image: ImageRef, after last: String?, limit: Int) async throws -> [String]? {
         try await pool.read { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM images WHERE full_name = ?", arguments: [image.description]) != nil else {
+            guard try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT 1 FROM images WHERE full_name = ?"), arguments: [image.description]) != nil else {
                 return nil
             }
             return try String.fetchAll(
-                db, sql: "SELECT tag FROM tags WHERE repository = ? AND image = ? AND tag > ? ORDER BY tag LIMIT ?",
+                db.cachedStatement(sql: "SELECT tag FROM tags WHERE repository = ? AND image = ? AND tag > ? ORDER BY tag LIMIT ?"),
                 arguments: [image.repository, image.image, last ?? "", limit])
         }
     }
@@ -243,7 +248,7 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     public func tag(_ tag: String, in image: ImageRef) async throws -> (digest: Digest, updatedAt: Int64)? {
         try await pool.read { db in
             guard let row = try Row.fetchOne(
-                db, sql: "SELECT digest, updated_at FROM tags WHERE repository = ? AND image = ? AND tag = ?",
+                db.cachedStatement(sql: "SELECT digest, updated_at FROM tags WHERE repository = ? AND image = ? AND tag = ?"),
                 arguments: [image.repository, image.image, tag])
             else { return nil }
             return (try Digest(parsing: row["digest"] as String), row["updated_at"])
@@ -293,11 +298,11 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
             let rows: [Row]
             if let repository {
                 rows = try Row.fetchAll(
-                    db, sql: "SELECT repository, image FROM images WHERE repository = ? AND full_name > ? ORDER BY full_name LIMIT ?",
+                db.cachedStatement(sql: "SELECT repository, image FROM images WHERE repository = ? AND full_name > ? ORDER BY full_name LIMIT ?"),
                     arguments: [repository, last ?? "", limit])
             } else {
                 rows = try Row.fetchAll(
-                    db, sql: "SELECT repository, image FROM images WHERE full_name > ? ORDER BY full_name LIMIT ?",
+                db.cachedStatement(sql: "SELECT repository, image FROM images WHERE full_name > ? ORDER BY full_name LIMIT ?"),
                     arguments: [last ?? "", limit])
             }
             return rows.map { ImageRef(repository: $0["repository"], image: $0["image"]) }
@@ -316,7 +321,8 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
 
     public func upload(id: String) async throws -> UploadRecord? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT id, repository, image, updated_at FROM uploads WHERE id = ?", arguments: [id]).map {
+            try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT id, repository, image, updated_at FROM uploads WHERE id = ?"), arguments: [id]).map {
                 UploadRecord(id: $0["id"], repository: $0["repository"], image: $0["image"], updatedAt: $0["updated_at"])
             }
         }
@@ -336,7 +342,8 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
 
     public func uploads(updatedBefore time: Int64) async throws -> [UploadRecord] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, repository, image, updated_at FROM uploads WHERE updated_at < ?", arguments: [time]).map {
+            try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT id, repository, image, updated_at FROM uploads WHERE updated_at < ?"), arguments: [time]).map {
                 UploadRecord(id: $0["id"], repository: $0["repository"], image: $0["image"], updatedAt: $0["updated_at"])
             }
         }
@@ -350,7 +357,8 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
 
     public func user(_ name: String) async throws -> UserRecord? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT name, password_hash, roles FROM users WHERE name = ?", arguments: [name]).map {
+            try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT name, password_hash, roles FROM users WHERE name = ?"), arguments: [name]).map {
                 UserRecord(name: $0["name"], passwordHash: $0["password_hash"], roles: Self.roles($0["roles"]))
             }
         }
@@ -358,7 +366,8 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
 
     public func users() async throws -> [UserRecord] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT name, password_hash, roles FROM users ORDER BY name").map {
+            try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT name, password_hash, roles FROM users ORDER BY name")).map {
                 UserRecord(name: $0["name"], passwordHash: $0["password_hash"], roles: Self.roles($0["roles"]))
             }
         }
@@ -387,13 +396,15 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
 
     public func serviceToken(id: String) async throws -> ServiceTokenRecord? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM service_tokens WHERE id = ?", arguments: [id]).map(Self.token)
+            try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT * FROM service_tokens WHERE id = ?"), arguments: [id]).map(Self.token)
         }
     }
 
     public func serviceTokens() async throws -> [ServiceTokenRecord] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM service_tokens ORDER BY created_at, id").map(Self.token)
+            try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT * FROM service_tokens ORDER BY created_at, id")).map(Self.token)
         }
     }
 
