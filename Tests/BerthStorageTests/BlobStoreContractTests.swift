@@ -9,31 +9,12 @@ import Testing
 /// A back end plugs in with a factory that opens a store whose data lives in a given folder; calling it again
 /// with the same folder reopens the same data (a restart). Each check gets a fresh folder.
 enum BlobStoreContract {
-    typealias Factory = @Sendable (_ directory: String) async throws -> any BlobStore
+    typealias Factory = StoreContract<any BlobStore>.Factory
+    typealias Context = StoreContract<any BlobStore>.Context
+    typealias Check = StoreContract<any BlobStore>.Check
 
-    /// What a check works with.
-    struct Context: Sendable {
-        let store: any BlobStore
-        /// Opens the same data again, as after a restart.
-        let reopen: @Sendable () async throws -> any BlobStore
-    }
-
-    struct Check: Sendable, CustomTestStringConvertible {
-        let name: String
-        let body: @Sendable (Context) async throws -> Void
-        init(_ name: String, _ body: @escaping @Sendable (Context) async throws -> Void) {
-            self.name = name
-            self.body = body
-        }
-        var testDescription: String { name }
-    }
-
-    /// Runs one check against a fresh store from `factory`, in a fresh temp folder.
     static func run(_ check: Check, factory: @escaping Factory) async throws {
-        let directory = try TemporaryDirectory("berth-blobs")
-        defer { directory.remove() }
-        let store = try await factory(directory.path)
-        try await check.body(Context(store: store, reopen: { try await factory(directory.path) }))
+        try await StoreContract.run(check, factory: factory, folder: "berth-blobs")
     }
 
     static let checks: [Check] = [

@@ -8,29 +8,12 @@ import Testing
 /// A back end plugs in with a factory that opens a store whose data lives in a given folder; calling it again
 /// with the same folder reopens the same data. Each check gets a fresh folder.
 enum MetadataStoreContract {
-    typealias Factory = @Sendable (_ directory: String) async throws -> any MetadataStore
-
-    struct Context: Sendable {
-        let store: any MetadataStore
-        /// Opens the same data again, as after a restart.
-        let reopen: @Sendable () async throws -> any MetadataStore
-    }
-
-    struct Check: Sendable, CustomTestStringConvertible {
-        let name: String
-        let body: @Sendable (Context) async throws -> Void
-        init(_ name: String, _ body: @escaping @Sendable (Context) async throws -> Void) {
-            self.name = name
-            self.body = body
-        }
-        var testDescription: String { name }
-    }
+    typealias Factory = StoreContract<any MetadataStore>.Factory
+    typealias Context = StoreContract<any MetadataStore>.Context
+    typealias Check = StoreContract<any MetadataStore>.Check
 
     static func run(_ check: Check, factory: @escaping Factory) async throws {
-        let directory = try TemporaryDirectory("berth-metadata")
-        defer { directory.remove() }
-        let store = try await factory(directory.path)
-        try await check.body(Context(store: store, reopen: { try await factory(directory.path) }))
+        try await StoreContract.run(check, factory: factory, folder: "berth-metadata")
     }
 
     static let checks: [Check] = [

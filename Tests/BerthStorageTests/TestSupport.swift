@@ -1,3 +1,4 @@
+import Testing
 import Foundation
 import NIOCore
 
@@ -35,4 +36,36 @@ extension ByteBuffer {
 
 extension Array where Element == UInt8 {
     var buffer: ByteBuffer { ByteBuffer(bytes: self) }
+}
+
+/// The plumbing every storage contract suite shares: a back end plugs in with a factory that opens a store
+/// whose data lives in a given folder (calling it again with the same folder reopens the same data, as after
+/// a restart), and each check gets a fresh folder.
+enum StoreContract<Store: Sendable> {
+    typealias Factory = @Sendable (_ directory: String) async throws -> Store
+
+    /// What a check works with.
+    struct Context: Sendable {
+        let store: Store
+        /// Opens the same data again, as after a restart.
+        let reopen: @Sendable () async throws -> Store
+    }
+
+    struct Check: Sendable, CustomTestStringConvertible {
+        let name: String
+        let body: @Sendable (Context) async throws -> Void
+        init(_ name: String, _ body: @escaping @Sendable (Context) async throws -> Void) {
+            self.name = name
+            self.body = body
+        }
+        var testDescription: String { name }
+    }
+
+    /// Runs one check against a fresh store from `factory`, in a fresh temp folder.
+    static func run(_ check: Check, factory: @escaping Factory, folder label: String) async throws {
+        let directory = try TemporaryDirectory(label)
+        defer { directory.remove() }
+        let store = try await factory(directory.path)
+        try await check.body(Context(store: store, reopen: { try await factory(directory.path) }))
+    }
 }
