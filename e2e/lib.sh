@@ -225,10 +225,14 @@ USED_PORTS=" "
 # free_port VAR: set VAR to a loopback TCP port nobody listens on and not handed out before
 # (bounded number of tries). Not in $(...): the shell must remember the ports it handed out.
 # Without VAR it prints the port (then, in $(...), it is not remembered).
+# Ports come from below the kernel's ephemeral range: a port inside it can be taken as the source
+# port of any outgoing connection between this check and the server's bind (CI saw exactly that).
 free_port() {
-  local free_port_p _
+  local free_port_p _ eph_low
+  eph_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  [ "${eph_low:-0}" -gt 12000 ] 2>/dev/null || eph_low=32768
   for _ in $(seq 1 200); do
-    free_port_p=$((20000 + RANDOM % 30000))
+    free_port_p=$((10000 + RANDOM % (eph_low - 10000)))
     [[ $USED_PORTS == *" $free_port_p "* ]] && continue
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$free_port_p") 2>/dev/null; then
       USED_PORTS+="$free_port_p "
