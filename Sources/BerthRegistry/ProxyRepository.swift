@@ -144,7 +144,9 @@ final class ProxyRepository: Sendable {
                     pending = ByteBuffer()
                     try await writer.write(chunk)
                     written += Int64(chunk.readableBytes)
-                    fetch.update(.writing(written))
+                    // Readers may read what the store can return already (a folder: all of it; object storage:
+                    // whole parts), not merely what was handed over.
+                    fetch.update(.writing(await writer.readableEnd()))
                 }
             }
             if pending.readableBytes > 0 {

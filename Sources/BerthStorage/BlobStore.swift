@@ -26,6 +26,9 @@ public protocol BlobReader: Sendable {
 public protocol UploadWriteHandle: Sendable {
     /// Appends the bytes (the handle may buffer them; ``finish()`` makes them durable).
     func write(_ buffer: ByteBuffer) async throws
+    /// Where the upload's readable bytes end: ``BlobWriter/readUpload(id:at:length:)`` already returns every byte
+    /// before it (the handle may still hold later ones). Readers of a blob still being written wait for it.
+    func readableEnd() async -> Int64
     /// Flushes and closes; after it returns the upload's size includes every byte written.
     func finish() async throws
     /// Closes without promising anything of the bytes written (the client went away).
@@ -58,3 +61,18 @@ public protocol BlobDeleter: Sendable {
 
 /// A complete blob store back end.
 public typealias BlobStore = BlobReader & BlobWriter & BlobDeleter
+
+/// A blob store whose committed blobs clients can fetch themselves (object storage with presigned URLs):
+/// the registry answers a blob `GET` with a redirect instead of streaming the bytes through the node.
+public protocol BlobRedirecting: Sendable {
+    /// A short-lived URL the client can `GET` the blob from, or nil to stream it as usual.
+    func redirectURL(for digest: Digest) -> String?
+}
+
+/// What an engine reports about itself on start and in health checks.
+public protocol StorageEngine: Sendable {
+    /// Throws a clear error when the engine cannot be reached.
+    func checkReachable() async throws
+    /// Releases connections; the store is not used afterwards.
+    func shutdown() async
+}

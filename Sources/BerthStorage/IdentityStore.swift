@@ -42,4 +42,7 @@ public protocol IdentityStore: Sendable {
     /// Inserts or replaces a service token.
     func putServiceToken(_ token: ServiceTokenRecord) async throws
     func revokeServiceToken(id: String) async throws -> Bool
+    /// A named secret every node shares (the token signing key): stores `proposed` when the name is new and
+    /// returns what is stored, so nodes starting together agree on one value.
+    func secret(named name: String, proposed: [UInt8]) async throws -> [UInt8]
 }

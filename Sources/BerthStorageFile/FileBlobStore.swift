@@ -191,6 +191,8 @@ actor FileUploadHandle: UploadWriteHandle {
         }
     }
 
+    func readableEnd() -> Int64 { offset }
+
     private func flush(_ chunk: ByteBuffer) async throws {
         let written = try await handle.write(contentsOf: chunk.readableBytesView, toAbsoluteOffset: offset)
         offset += written

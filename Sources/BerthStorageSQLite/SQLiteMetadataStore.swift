@@ -75,6 +75,9 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
                 );
                 """)
         }
+        migrator.registerMigration("3-secrets") { db in
+            try db.execute(sql: "CREATE TABLE secrets (name TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL)")
+        }
         return migrator
     }
 
@@ -423,6 +426,15 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
         try await pool.write { db in
             try db.execute(sql: "UPDATE service_tokens SET revoked = 1 WHERE id = ? AND revoked = 0", arguments: [id])
             return db.changesCount > 0
+        }
+    }
+
+    public func secret(named name: String, proposed: [UInt8]) async throws -> [UInt8] {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING", arguments: [name, Data(proposed)])
+            let value = try Data.fetchOne(db, sql: "SELECT value FROM secrets WHERE name = ?", arguments: [name])
+            return [UInt8](value ?? Data(proposed))
         }
     }
 

@@ -28,6 +28,7 @@ enum BlobStoreContract {
         Check("open/stat of a missing blob", missingBlob),
         Check("append continues at the current end", appendContinues),
         Check("abandon keeps what was written", abandonKeeps),
+        Check("readableEnd: what readers of an upload in progress may read", readableEnd),
         Check("only the readable bytes of a buffer are written", readableBytesOnly),
         Check("an empty blob", emptyBlob),
         Check("a sha512 blob", sha512Blob),
@@ -246,6 +247,29 @@ enum BlobStoreContract {
         try await resumed.finish()
         #expect(try await c.store.uploadSize(id: "dropped") == 1001)
         #expect(try await c.store.readUpload(id: "dropped", at: 999, length: 2).bytes == [small[999], UInt8(ascii: "!")])
+    }
+
+    /// A proxy repository streams a blob to clients while writing it: readers read up to `readableEnd`.
+    static func readableEnd(_ c: Context) async throws {
+        try await c.store.createUpload(id: "streaming")
+        let handle = try await c.store.appendToUpload(id: "streaming")
+        #expect(await handle.readableEnd() == 0)
+        let data = testBytes(20 << 20, seed: 9)
+        var previous: Int64 = 0
+        for start in stride(from: 0, to: data.count, by: 1 << 20) {
+            try await handle.write(Array(data[start..<(start + (1 << 20))]).buffer)
+            let end = await handle.readableEnd()
+            #expect(end >= previous && end <= Int64(start + (1 << 20)))
+            if end > previous {
+                let read = try await c.store.readUpload(id: "streaming", at: previous, length: Int(end - previous))
+                #expect(read.bytes == Array(data[Int(previous)..<Int(end)]))
+            }
+            previous = end
+        }
+        // However a store groups its writes, 20 MiB of 1 MiB writes make most of it readable before finish().
+        #expect(previous >= 8 << 20)
+        try await handle.finish()
+        #expect(try await c.store.uploadSize(id: "streaming") == Int64(data.count))
     }
 
     static func readableBytesOnly(_ c: Context) async throws {

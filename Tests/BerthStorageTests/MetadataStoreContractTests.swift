@@ -30,6 +30,7 @@ enum MetadataStoreContract {
         Check("an index requires its child manifests", indexChildren),
         Check("upload sessions", uploadSessions),
         Check("data persists after reopening", persistence),
+        secretCheck,
     ]
 
     // MARK: Fixtures
@@ -364,5 +365,18 @@ struct SQLiteMetadataStoreContractTests {
         try await MetadataStoreContract.run(check) { directory in
             try SQLiteMetadataStore(path: directory + "/metadata.sqlite")
         }
+    }
+}
+
+extension MetadataStoreContract {
+    /// Identity stores share secrets between nodes: the first value stored wins, and it survives a reopen.
+    static let secretCheck = Check("secret: the first value stored wins, also after a reopen") { c in
+        let store = try #require(c.store as? any IdentityStore)
+        let first = try await store.secret(named: "token-signing-key", proposed: Array(repeating: 1, count: 32))
+        #expect(first == Array(repeating: 1, count: 32))
+        #expect(try await store.secret(named: "token-signing-key", proposed: Array(repeating: 2, count: 32)) == first)
+        #expect(try await store.secret(named: "other", proposed: [7]) == [7])
+        let reopened = try #require(try await c.reopen() as? any IdentityStore)
+        #expect(try await reopened.secret(named: "token-signing-key", proposed: [3]) == first)
     }
 }

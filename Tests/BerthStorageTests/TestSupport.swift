@@ -1,6 +1,8 @@
 import Testing
 import Foundation
 import NIOCore
+import NIOConcurrencyHelpers
+import BerthStorage
 
 /// A fresh folder under the system temp dir, removed by ``remove()``.
 struct TemporaryDirectory: Sendable {
@@ -61,11 +63,46 @@ enum StoreContract<Store: Sendable> {
         var testDescription: String { name }
     }
 
-    /// Runs one check against a fresh store from `factory`, in a fresh temp folder.
+    /// Runs one check against a fresh store from `factory`, in a fresh temp folder. Stores that hold
+    /// connections (``StorageEngine``) are shut down afterwards, the reopened ones too.
     static func run(_ check: Check, factory: @escaping Factory, folder label: String) async throws {
         let directory = try TemporaryDirectory(label)
         defer { directory.remove() }
-        let store = try await factory(directory.path)
-        try await check.body(Context(store: store, reopen: { try await factory(directory.path) }))
+        let opened = NIOLockedValueBox<[Store]>([])
+        let open: @Sendable () async throws -> Store = {
+            let store = try await factory(directory.path)
+            opened.withLockedValue { $0.append(store) }
+            return store
+        }
+        let store = try await open()
+        do {
+            try await check.body(Context(store: store, reopen: open))
+        } catch {
+            await closeAll(opened.withLockedValue { $0 })
+            throw error
+        }
+        await closeAll(opened.withLockedValue { $0 })
+    }
+
+    private static func closeAll(_ stores: [Store]) async {
+        for store in stores {
+            if let engine = store as? any StorageEngine { await engine.shutdown() }
+        }
+    }
+}
+
+/// Environment of the external engines, set by `scripts/test-services.sh` (the test script always starts
+/// them; without it, the suites that need them are skipped and say so).
+enum TestServices {
+    static var postgresURL: String? { ProcessInfo.processInfo.environment["BERTH_TEST_POSTGRES_URL"] }
+    static var s3Endpoint: String? { ProcessInfo.processInfo.environment["BERTH_TEST_S3_ENDPOINT"] }
+
+    /// A short, stable name for a test folder (the same folder names the same database or bucket on reopen).
+    static func name(for directory: String, prefix: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in directory.utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return prefix + String(hash, radix: 16)
     }
 }
