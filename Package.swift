@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
     ],
     targets: [
         // Registry vocabulary: digests, grammar, manifests, errors, ranges, route parsing. No HTTP, no I/O.
@@ -62,6 +63,31 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Metadata in PostgreSQL (scale-out): the same MetadataStore contract as SQLite.
+        .target(
+            name: "BerthStoragePostgres",
+            dependencies: [
+                "BerthCore", "BerthStorage",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Blobs in S3-compatible object storage (scale-out): AWS Signature V4 over AsyncHTTPClient.
+        .target(
+            name: "BerthStorageS3",
+            dependencies: [
+                "BerthCore", "BerthStorage",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // Client of remote registries: challenge parsing, the token dance, streaming fetches.
         .target(
             name: "BerthUpstream",
@@ -88,6 +114,7 @@ let package = Package(
             name: "BerthServer",
             dependencies: [
                 "BerthCore", "BerthStorage", "BerthRegistry", "BerthStorageFile", "BerthStorageSQLite",
+                "BerthStoragePostgres", "BerthStorageS3",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -121,7 +148,13 @@ let package = Package(
             name: "BerthStorageTests",
             dependencies: [
                 "BerthCore", "BerthStorage", "BerthStorageFile", "BerthStorageSQLite",
+                "BerthStoragePostgres", "BerthStorageS3",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
