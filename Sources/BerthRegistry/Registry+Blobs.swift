@@ -28,6 +28,17 @@ extension Registry {
         throw failure ?? RegistryError(.blobUnknown, detail: digest.description)
     }
 
+    /// A URL to send the client to for a blob stored in this image, when the blob store serves clients itself
+    /// (presigned object-storage URLs); nil means stream it. Blobs a proxy has not cached yet are never redirected.
+    public func blobRedirect(_ digest: Digest, in image: ImageRef) async throws -> String? {
+        guard let redirecting = blobs as? any BlobRedirecting else { return nil }
+        try validate(image)
+        for (source, _) in try readSources(image) where try await metadata.linkedBlobSize(digest, in: source) != nil {
+            return redirecting.redirectURL(for: digest)
+        }
+        return nil
+    }
+
     /// Opens a blob for reading, or throws `BLOB_UNKNOWN`. A proxy repository that does not have it yet streams
     /// it from the upstream while caching it.
     public func openBlob(_ digest: Digest, in image: ImageRef) async throws -> any BlobReadHandle {

@@ -167,10 +167,12 @@ extension Registry {
         return size
     }
 
-    /// Brings the digest state up to `size` bytes, re-reading stored bytes it has not seen (after a restart,
-    /// a failed request, or when the final digest uses another algorithm).
+    /// Brings the digest state up to `size` bytes, re-reading stored bytes it has not seen: all of them after a
+    /// restart, a failed request, or when the final digest uses another algorithm; only the tail when other
+    /// nodes appended chunks since this node last hashed (the stored bytes are append-only, so the prefix this
+    /// node hashed is still the upload's prefix).
     private func catchUp(_ id: String, _ hash: UploadTracker.HashState?, algorithm: Digest.Algorithm, to size: Int64) async throws -> UploadTracker.HashState {
-        var state = hash.flatMap { $0.hasher.algorithm == algorithm && $0.hashedBytes == size ? $0 : nil } ?? .init(algorithm)
+        var state = hash.flatMap { $0.hasher.algorithm == algorithm && $0.hashedBytes <= size ? $0 : nil } ?? .init(algorithm)
         let step = 1 << 20
         while state.hashedBytes < size {
             let chunk = try await blobs.readUpload(id: id, at: state.hashedBytes, length: Int(min(Int64(step), size - state.hashedBytes)))

@@ -19,6 +19,7 @@ public final class Registry: Sendable {
     let tracker = UploadTracker()
     let logger: Logger
     let repositoryTable: NIOLockedValueBox<[String: Entry]>
+    private let shutdownHooks = NIOLockedValueBox<[@Sendable () async -> Void]>([])
 
     /// What serves a repository's content.
     enum Backing: Sendable {
@@ -150,5 +151,33 @@ extension Registry {
             }
         }
         for proxy in proxies { await proxy.client.shutdown() }
+        if let engine = blobs as? any StorageEngine { await engine.shutdown() }
+        if let engine = metadata as? any StorageEngine { await engine.shutdown() }
+        for hook in shutdownHooks.withLockedValue({ $0 }) { await hook() }
+    }
+
+    /// Runs `hook` at ``shutdown()`` (after the stores closed): releases what the builder opened for them.
+    public func onShutdown(_ hook: @escaping @Sendable () async -> Void) {
+        shutdownHooks.withLockedValue { $0.append(hook) }
+    }
+
+    /// One line per store on whether it answers: what `GET /service/rest/v1/status/check` reports.
+    public func checkStorage() async -> [(name: String, error: String?)] {
+        async let blobsError = Self.probe {
+            if let engine = self.blobs as? any StorageEngine { try await engine.checkReachable() } else { _ = try await self.blobs.listUploads() }
+        }
+        async let metadataError = Self.probe {
+            if let engine = self.metadata as? any StorageEngine { try await engine.checkReachable() } else { _ = try await self.metadata.repositories() }
+        }
+        return [("blob store", await blobsError), ("metadata store", await metadataError)]
+    }
+
+    private static func probe(_ check: @Sendable () async throws -> Void) async -> String? {
+        do {
+            try await check()
+            return nil
+        } catch {
+            return "\(error)"
+        }
     }
 }

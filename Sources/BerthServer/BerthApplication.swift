@@ -2,7 +2,10 @@ import BerthCore
 import BerthRegistry
 import BerthStorage
 import BerthStorageFile
+import BerthStoragePostgres
+import BerthStorageS3
 import BerthStorageSQLite
+import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -16,26 +19,64 @@ import UnixSignals
 public enum BerthApplication {
     /// Opens the storage back ends and the registry over them.
     public static func buildRegistry(_ config: BerthConfiguration, logger: Logger) async throws -> Registry {
-        let blobs: any BlobStore
-        switch config.blobs {
-        case .filesystem(let path):
-            blobs = try await FileBlobStore(root: path)
-        }
-        let metadata: any MetadataStore
-        switch config.metadata {
-        case .sqlite(let path):
-            let folder = (path as NSString).deletingLastPathComponent
-            if !folder.isEmpty {
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        var closers: [@Sendable () async -> Void] = []
+        do {
+            let blobs = try await openBlobStore(config.blobs, logger: logger, closers: &closers)
+            let metadata: any MetadataStore
+            switch config.metadata {
+            case .sqlite(let path):
+                let folder = (path as NSString).deletingLastPathComponent
+                if !folder.isEmpty {
+                    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                }
+                metadata = try SQLiteMetadataStore(path: path)
+            case .postgres(let url, let maxConnections):
+                do {
+                    metadata = try await PostgresMetadataStore(url: url, maxConnections: maxConnections, logger: logger)
+                } catch {
+                    throw StorageStartError(message: "cannot open the PostgreSQL metadata store at \(PostgresMetadataStore.redacted(url)): \(error)")
+                }
             }
-            metadata = try SQLiteMetadataStore(path: path)
+            let registry = try await Registry(blobs: blobs, metadata: metadata, repositories: config.repositories, logger: logger)
+            for close in closers { registry.onShutdown(close) }
+            logger.notice("storage engines", metadata: [
+                "blobs": "\(config.blobs)", "metadata": "\(config.metadata)",
+                "repositories": "\(registry.repositoryNames.joined(separator: ","))",
+            ])
+            return registry
+        } catch {
+            for close in closers { await close() }
+            throw error
         }
-        let registry = try await Registry(blobs: blobs, metadata: metadata, repositories: config.repositories, logger: logger)
-        logger.info("storage ready", metadata: [
-            "blobs": "\(config.blobs)", "metadata": "\(config.metadata)",
-            "repositories": "\(registry.repositoryNames.joined(separator: ","))",
-        ])
-        return registry
+    }
+
+    private static func openBlobStore(_ storage: BerthConfiguration.BlobStorage, logger: Logger, closers: inout [@Sendable () async -> Void]) async throws -> any BlobStore {
+        switch storage {
+        case .filesystem(let path):
+            return try await FileBlobStore(root: path)
+        case .s3(let settings):
+            var configuration = S3BlobStore.Configuration(
+                endpoint: settings.endpoint, region: settings.region, bucket: settings.bucket, prefix: settings.prefix,
+                accessKey: settings.accessKey, secretKey: settings.secretKey, pathStyle: settings.pathStyle,
+                redirect: settings.redirect, redirectExpiry: settings.redirectExpirySeconds)
+            configuration = configuration.fillingCredentialsFromEnvironment(ProcessInfo.processInfo.environment)
+            var clientConfiguration = HTTPClient.Configuration()
+            clientConfiguration.timeout = .init(connect: .seconds(10), read: .seconds(120))
+            clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+            // The store retries idempotent requests itself; AsyncHTTPClient's own retries would turn a refused
+            // connection into a wait of the whole connect timeout.
+            clientConfiguration.connectionPool.retryConnectionEstablishment = false
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+            closers.append { try? await client.shutdown() }
+            let store = S3BlobStore(configuration: configuration, httpClient: client, logger: logger)
+            do {
+                // Created when missing, as a first start of a new installation expects.
+                try await store.ensureBucket()
+            } catch {
+                throw StorageStartError(message: "cannot reach the S3 bucket '\(settings.bucket)' at \(settings.endpoint): \(error)")
+            }
+            return store
+        }
     }
 
     /// Access control for the configuration, or nil when it has no `auth:` section.
@@ -131,4 +172,10 @@ public enum BerthApplication {
             onServerRunning: onServerRunning,
             logger: logger)
     }
+}
+
+/// A storage engine named in the configuration could not be opened; the message says which and why.
+public struct StorageStartError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
 }

@@ -1,5 +1,6 @@
 import BerthRegistry
 import BerthStorage
+import BerthStoragePostgres
 import BerthUpstream
 
 /// Everything `berth serve` needs, from the command line, a config file, or the embedded defaults.
@@ -36,12 +37,49 @@ public struct BerthConfiguration: Sendable, Equatable {
         public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
     }
 
-    public enum BlobStorage: Sendable, Equatable {
+    public enum BlobStorage: Sendable, Equatable, CustomStringConvertible {
         case filesystem(path: String)
+        case s3(S3Settings)
+
+        public var description: String {
+            switch self {
+            case .filesystem(let path): "filesystem \(path)"
+            case .s3(let s): "s3 \(s.endpoint) bucket \(s.bucket)" + (s.prefix.isEmpty ? "" : " prefix \(s.prefix)")
+            }
+        }
     }
 
-    public enum MetadataStorage: Sendable, Equatable {
+    /// `storage.blobs` of type `s3`. Empty credentials are taken from the `AWS_*` environment variables.
+    public struct S3Settings: Sendable, Equatable {
+        public var endpoint: String
+        /// Empty: `AWS_REGION` / `AWS_DEFAULT_REGION`, else us-east-1.
+        public var region: String = ""
+        public var bucket: String
+        public var prefix: String = ""
+        public var accessKey: String = ""
+        public var secretKey: String = ""
+        public var pathStyle: Bool = true
+        /// Answer blob `GET`s with a redirect to a presigned URL, valid this many seconds.
+        public var redirect: Bool = false
+        public var redirectExpirySeconds: Int = 300
+
+        public init(endpoint: String, bucket: String) {
+            self.endpoint = endpoint
+            self.bucket = bucket
+        }
+    }
+
+    public enum MetadataStorage: Sendable, Equatable, CustomStringConvertible {
         case sqlite(path: String)
+        /// `url`: `postgres://user:password@host:port/database`.
+        case postgres(url: String, maxConnections: Int)
+
+        public var description: String {
+            switch self {
+            case .sqlite(let path): "sqlite \(path)"
+            case .postgres(let url, let max): "postgres \(PostgresMetadataStore.redacted(url)) (pool of \(max))"
+            }
+        }
     }
 
     /// A repository declared in the configuration.

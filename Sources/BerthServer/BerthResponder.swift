@@ -145,6 +145,8 @@ public struct BerthResponder: HTTPResponder {
             return await purgeCache(path, request: request, context: context)
         }
         switch path {
+        case "/service/rest/v1/status/check":
+            return await statusCheck()
         case "/", "/service/rest/v1/status":
             let body = path == "/" ? "Berth Docker/OCI repository manager. The registry API is at /v2/.\n" : ""
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .contentLength: String(body.utf8.count)], body: .init(byteBuffer: ByteBuffer(string: body)))
@@ -155,6 +157,24 @@ public struct BerthResponder: HTTPResponder {
             }
             return Response(status: .notFound, headers: [.contentType: "text/plain; charset=utf-8", .contentLength: "10"], body: .init(byteBuffer: ByteBuffer(string: "not found\n")))
         }
+    }
+
+    /// `GET /service/rest/v1/status/check`: whether each store answers (Nexus's path and shape: one entry per
+    /// check with `healthy` and `message`); 503 when one does not, so a load balancer can take the node out.
+    private func statusCheck() async -> Response {
+        struct Check: Encodable { var healthy: Bool; var message: String? }
+        var checks: [String: Check] = [:]
+        for (name, error) in await distribution.registry.checkStorage() {
+            checks[name] = Check(healthy: error == nil, message: error)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let body = (try? encoder.encode(checks)).map { ByteBuffer(bytes: $0) } ?? ByteBuffer(string: "{}")
+        let healthy = checks.values.allSatisfy(\.healthy)
+        return Response(
+            status: healthy ? .ok : .serviceUnavailable,
+            headers: [.contentType: "application/json", .contentLength: String(body.readableBytes), .cacheControl: "no-store"],
+            body: .init(byteBuffer: body))
     }
 
     /// `DELETE /service/rest/v1/repositories/<proxy>/cache[?image=<image>]`: drops what a proxy cached.

@@ -292,24 +292,79 @@ public enum ConfigurationLoader {
         try reader.allowOnly(map, ["blobs", "metadata"])
         if let blobs = map["blobs"] {
             let m = try reader.mapping(blobs, "storage.blobs")
-            try reader.allowOnly(m, ["type", "path"])
             let type = try m["type"].map { n throws(ConfigurationError) in try reader.string(n, "storage.blobs.type") } ?? "filesystem"
-            guard type == "filesystem" else {
-                throw reader.error(m["type"] ?? blobs, "storage.blobs.type '\(type)' is not supported (supported: filesystem)")
+            switch type {
+            case "filesystem":
+                try reader.allowOnly(m, ["type", "path"])
+                guard let path = m["path"] else { throw reader.error(blobs, "storage.blobs needs a path") }
+                config.blobs = .filesystem(path: try reader.string(path, "storage.blobs.path"))
+            case "s3":
+                config.blobs = .s3(try s3(m, blobs, reader))
+            default:
+                throw reader.error(m["type"] ?? blobs, "storage.blobs.type '\(type)' is not supported (supported: filesystem, s3)")
             }
-            guard let path = m["path"] else { throw reader.error(blobs, "storage.blobs needs a path") }
-            config.blobs = .filesystem(path: try reader.string(path, "storage.blobs.path"))
         }
         if let metadata = map["metadata"] {
             let m = try reader.mapping(metadata, "storage.metadata")
-            try reader.allowOnly(m, ["type", "path"])
             let type = try m["type"].map { n throws(ConfigurationError) in try reader.string(n, "storage.metadata.type") } ?? "sqlite"
-            guard type == "sqlite" else {
-                throw reader.error(m["type"] ?? metadata, "storage.metadata.type '\(type)' is not supported (supported: sqlite)")
+            switch type {
+            case "sqlite":
+                try reader.allowOnly(m, ["type", "path"])
+                guard let path = m["path"] else { throw reader.error(metadata, "storage.metadata needs a path") }
+                config.metadata = .sqlite(path: try reader.string(path, "storage.metadata.path"))
+            case "postgres", "postgresql":
+                try reader.allowOnly(m, ["type", "url", "max_connections"])
+                guard let urlNode = m["url"] else { throw reader.error(metadata, "storage.metadata of type postgres needs a url (postgres://user:password@host:port/database)") }
+                let url = try reader.string(urlNode, "storage.metadata.url")
+                guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
+                      components.host?.isEmpty == false
+                else {
+                    throw reader.error(urlNode, "storage.metadata.url must look like postgres://user:password@host:port/database")
+                }
+                let max = try m["max_connections"].map { n throws(ConfigurationError) in try reader.integer(n, "storage.metadata.max_connections", min: 1) } ?? 20
+                config.metadata = .postgres(url: url, maxConnections: max)
+            default:
+                throw reader.error(m["type"] ?? metadata, "storage.metadata.type '\(type)' is not supported (supported: sqlite, postgres)")
             }
-            guard let path = m["path"] else { throw reader.error(metadata, "storage.metadata needs a path") }
-            config.metadata = .sqlite(path: try reader.string(path, "storage.metadata.path"))
         }
+    }
+
+    private static func s3(_ m: Node.Mapping, _ node: Node, _ reader: Reader) throws(ConfigurationError) -> BerthConfiguration.S3Settings {
+        try reader.allowOnly(m, ["type", "endpoint", "region", "bucket", "prefix", "access_key", "secret_key", "path_style", "redirect", "redirect_expiry"])
+        guard let endpointNode = m["endpoint"] else { throw reader.error(node, "storage.blobs of type s3 needs an endpoint (e.g. https://s3.eu-west-1.amazonaws.com)") }
+        let endpoint = try reader.string(endpointNode, "storage.blobs.endpoint")
+        guard let url = URLComponents(string: endpoint), ["http", "https"].contains(url.scheme ?? ""), url.host?.isEmpty == false,
+              url.path.isEmpty || url.path == "/"
+        else {
+            throw reader.error(endpointNode, "storage.blobs.endpoint must be an http or https URL without a path")
+        }
+        guard let bucketNode = m["bucket"] else { throw reader.error(node, "storage.blobs of type s3 needs a bucket") }
+        let bucket = try reader.string(bucketNode, "storage.blobs.bucket")
+        guard (3...63).contains(bucket.count), bucket.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 46 }) else {
+            throw reader.error(bucketNode, "storage.blobs.bucket must be 3-63 lowercase letters, digits, '-' or '.'")
+        }
+        var s3 = BerthConfiguration.S3Settings(endpoint: endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint, bucket: bucket)
+        if let n = m["region"] { s3.region = try reader.string(n, "storage.blobs.region") }
+        if let n = m["prefix"] {
+            var prefix = try reader.string(n, "storage.blobs.prefix")
+            while prefix.hasPrefix("/") { prefix.removeFirst() }
+            s3.prefix = prefix
+        }
+        if let n = m["access_key"] { s3.accessKey = try reader.string(n, "storage.blobs.access_key") }
+        if let n = m["secret_key"] { s3.secretKey = try reader.string(n, "storage.blobs.secret_key") }
+        if let n = m["path_style"] {
+            guard let b = n.bool else { throw reader.error(n, "path_style must be true or false") }
+            s3.pathStyle = b
+        }
+        if let n = m["redirect"] {
+            guard let b = n.bool else { throw reader.error(n, "redirect must be true or false") }
+            s3.redirect = b
+        }
+        if let n = m["redirect_expiry"] {
+            s3.redirectExpirySeconds = try reader.integer(n, "storage.blobs.redirect_expiry (seconds)", min: 1)
+            guard s3.redirectExpirySeconds <= 604_800 else { throw reader.error(n, "storage.blobs.redirect_expiry is at most 604800 seconds (7 days, S3's limit)") }
+        }
+        return s3
     }
 
     private static func auth(_ node: Node, roles rolesNode: Node?, users usersNode: Node?, anonymousPull: [String: Bool], _ reader: Reader) throws(ConfigurationError) -> AuthConfiguration {

@@ -86,6 +86,10 @@ struct DistributionController: Sendable {
             _ = try await registry.blobStat(digest, in: ref)
             return Response(status: .notModified, headers: headers)
         }
+        if let url = try await registry.blobRedirect(digest, in: ref) {
+            // Object storage serves the bytes; a 307 keeps the method and Range, as the spec allows for blob GETs.
+            return Response(status: .temporaryRedirect, headers: [.location: url, .dockerContentDigest: digest.description, .contentLength: "0"])
+        }
         let handle = try await registry.openBlob(digest, in: ref)
         let size = handle.size
         switch ByteRange.select(request.headers[.range], size: size) {

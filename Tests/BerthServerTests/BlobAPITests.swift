@@ -25,6 +25,18 @@ struct BlobAPITests {
         }
     }
 
+    @Test func statusCheckReportsBothStores() async throws {
+        let t = try TestRegistry()
+        defer { t.cleanUp() }
+        try await t.run { client in
+            try await client.execute(uri: "/service/rest/v1/status/check", method: .get) { r in
+                #expect(r.status == .ok)
+                #expect(r.headers[.contentType] == "application/json")
+                #expect(String(buffer: r.body) == #"{"blob store":{"healthy":true},"metadata store":{"healthy":true}}"#)
+            }
+        }
+    }
+
     @Test func monolithicPushThenHeadGetAndRanges() async throws {
         let t = try TestRegistry()
         defer { t.cleanUp() }

@@ -29,6 +29,26 @@ struct ConfigurationTests {
         #expect(config.idleTimeoutSeconds == 30)
     }
 
+    @Test func scaleOutStorageParses() throws {
+        let config = try ConfigurationLoader.parse("""
+            storage:
+              blobs: { type: s3, endpoint: "http://127.0.0.1:9000/", bucket: berth-blobs, prefix: /registry/,
+                       access_key: AK, secret_key: SK, path_style: false, redirect: true, redirect_expiry: 60 }
+              metadata: { type: postgres, url: "postgres://berth:pw@db:5432/berth", max_connections: 5 }
+            """, file: "berth.yml")
+        var s3 = BerthConfiguration.S3Settings(endpoint: "http://127.0.0.1:9000", bucket: "berth-blobs")
+        s3.prefix = "registry/"
+        s3.accessKey = "AK"
+        s3.secretKey = "SK"
+        s3.pathStyle = false
+        s3.redirect = true
+        s3.redirectExpirySeconds = 60
+        #expect(config.blobs == .s3(s3))
+        #expect(config.metadata == .postgres(url: "postgres://berth:pw@db:5432/berth", maxConnections: 5))
+        // What start-up logs: never the password.
+        #expect("\(config.metadata)" == "postgres postgres://berth:****@db:5432/berth (pool of 5)")
+    }
+
     @Test func emptyFileMeansDefaults() throws {
         let config = try ConfigurationLoader.parse("", file: "empty.yml", dataDirectory: "/d")
         #expect(config == BerthConfiguration.defaults(dataDirectory: "/d"))
@@ -47,7 +67,11 @@ struct ConfigurationTests {
         ("repositories:\n  - { name: h }\n  - { name: g, type: group, members: [h], writable_member: x }\n", "berth.yml:3:60: writable_member 'x' is not one of the group's members"),
         ("repositories:\n  - { name: p, type: proxy, remote: \"http://x\" }\n  - { name: g, type: group, members: [p], writable_member: p }\n", "berth.yml:3:38: writable_member 'p' of 'g' must be a hosted repository"),
         ("repositories:\n  - { name: x, type: weird }\n", "berth.yml:2:22: repository type 'weird' is unknown"),
-        ("storage:\n  blobs: { type: s3, path: x }\n", "berth.yml:2:18: storage.blobs.type 's3' is not supported"),
+        ("storage:\n  blobs: { type: s3, path: x }\n", "berth.yml:2:22: unknown key 'path'"),
+        ("storage:\n  blobs: { type: s3, endpoint: \"http://x\" }\n", "berth.yml:2:10: storage.blobs of type s3 needs a bucket"),
+        ("storage:\n  blobs: { type: s3, endpoint: x, bucket: b }\n", "berth.yml:2:32: storage.blobs.endpoint must be an http or https URL"),
+        ("storage:\n  blobs: { type: s3, endpoint: \"http://x\", bucket: Bad_B }\n", "berth.yml:2:52: storage.blobs.bucket must be 3-63"),
+        ("storage:\n  blobs: { type: gcs }\n", "berth.yml:2:18: storage.blobs.type 'gcs' is not supported (supported: filesystem, s3)"),
         ("trusted_proxies: [10.0.0.0/33]\n", "berth.yml:1:19: '10.0.0.0/33' is not an address or CIDR block"),
         ("listen: [unclosed\n", "berth.yml:2:1: invalid YAML"),
         ("auth: { anonymous_pull: maybe }\n", "berth.yml:1:25: anonymous_pull must be true or false"),
@@ -57,7 +81,10 @@ struct ConfigurationTests {
         ("auth: {}\nroles: [{ name: r, privileges: [{ repositories: [a], actions: [fly] }] }]\n", "berth.yml:2:64: action 'fly' is unknown"),
         ("auth: {}\nservice_tokens: [{ id: ci, secret_sha256: abc }]\n", "berth.yml:2:43: secret_sha256 must be 64 hex digits"),
         ("service_tokens: []\n", "berth.yml:1:17: roles, users, service_tokens and anonymous_pull need an auth: section"),
-        ("storage:\n  metadata: { type: postgres, path: x }\n", "berth.yml:2:21: storage.metadata.type 'postgres' is not supported"),
+        ("storage:\n  metadata: { type: postgres, path: x }\n", "berth.yml:2:31: unknown key 'path'"),
+        ("storage:\n  metadata: { type: postgres }\n", "berth.yml:2:13: storage.metadata of type postgres needs a url"),
+        ("storage:\n  metadata: { type: postgres, url: \"mysql://x/db\" }\n", "berth.yml:2:36: storage.metadata.url must look like postgres://"),
+        ("storage:\n  metadata: { type: mysql }\n", "berth.yml:2:21: storage.metadata.type 'mysql' is not supported (supported: sqlite, postgres)"),
         ("- a\n- b\n", "berth.yml:1:1: the configuration must be a mapping"),
     ])
     func badConfigNamesFileLineAndReason(yaml: String, expected: String) {

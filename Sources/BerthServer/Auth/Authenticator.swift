@@ -53,19 +53,18 @@ final class Authenticator: Sendable {
     /// `<data>/admin.password`, never to the log) and records the users the configuration declares.
     static func open(_ configuration: AuthConfiguration, store: any IdentityStore, dataDirectory: String, repositories: [String], logger: Logger) async throws -> Authenticator {
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        let keyPath = dataDirectory + "/token.key"
-        var secret = FileManager.default.contents(atPath: keyPath) ?? Data()
-        if secret.count < 32 {
-            secret = Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
-            guard FileManager.default.createFile(atPath: keyPath, contents: secret, attributes: [.posixPermissions: 0o600]) else {
-                throw AuthError(message: "cannot write the token signing key to \(keyPath)")
-            }
-        }
+        // The signing key lives in the metadata store, so every node sharing it verifies every node's tokens.
+        // A key file from an earlier version is adopted, so tokens already issued stay valid.
+        let legacyKey = FileManager.default.contents(atPath: dataDirectory + "/token.key").flatMap { $0.count >= 32 ? [UInt8]($0) : nil }
+        let secret = try await store.secret(
+            named: "token-signing-key", proposed: legacyKey ?? SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
 
         if try await store.user("admin") == nil {
-            let password = randomHex(bytes: 12)
+            // Nodes starting together agree on one initial password through the store.
+            let password = String(decoding: try await store.secret(
+                named: "admin-initial-password", proposed: Array(randomHex(bytes: 12).utf8)), as: UTF8.self)
             try await store.putUser(UserRecord(name: "admin", passwordHash: Bcrypt.hash(password, cost: 12), roles: ["admin"]))
             let path = dataDirectory + "/admin.password"
             FileManager.default.createFile(atPath: path, contents: Data((password + "\n").utf8), attributes: [.posixPermissions: 0o600])
