@@ -4,19 +4,28 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh libsqlite3-dev skopeo podman umoci nginx apache2 docker-registry apache2-utils openssl jq curl
+scripts/install-deps.sh libsqlite3-dev skopeo podman umoci nginx apache2 docker-registry apache2-utils openssl jq curl \
+    postgresql python3-pip
+
+# PostgreSQL and an S3-compatible server (moto) for the storage contract suites of the scale-out back ends.
+services=$(mktemp -d /tmp/berth-test-services.XXXXXX)
+trap 'scripts/test-services.sh stop "$services" >/dev/null 2>&1 || true; rm -rf "$services"' EXIT
+scripts/test-services.sh start "$services"
+# shellcheck disable=SC1091
+. "$services/env"
 
 echo "== build"
 swift build --build-tests
 
 echo "== swift test"
 swift test --skip-build
+scripts/test-services.sh stop "$services" >/dev/null
 
 # Each end-to-end script prints `N passed, M failed` last; all run even when one fails.
 passed=0
 failed=0
 broken=()
-for script in e2e/hosted.sh e2e/frontdoor.sh e2e/proxy.sh e2e/auth.sh; do
+for script in e2e/hosted.sh e2e/frontdoor.sh e2e/proxy.sh e2e/auth.sh e2e/scaleout.sh; do
     [ -f "$script" ] || continue
     echo "== $script"
     log=$(mktemp)
