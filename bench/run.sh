@@ -2,8 +2,15 @@
 # bench/run.sh — side-by-side benchmark of Berth against CNCF distribution
 # (Debian's docker-registry), with nginx serving static files as a reference.
 #
-#   bench/run.sh                      full run (release build, then 3 rounds of 1 GiB blobs, ~8 min)
+#   bench/run.sh                      full run (release build, then 3 rounds of 1 GiB blobs, ~14 min)
 #   BENCH_QUICK=1 bench/run.sh        smoke run (64 MiB blobs, 1 round, 2 s wrk)
+#   BENCH_PARTS=tls bench/run.sh      only the TLS request rates (any comma-separated subset of the parts)
+#
+# Parts (BENCH_PARTS, default core,tls,slow,pagination):
+#   core        blob push/pull, range pulls, request rates, small blobs, CPU, peak RSS (per round)
+#   tls         manifest GET and GET /v2/ over HTTPS vs distribution over TLS vs nginx TLS (per round)
+#   slow        peak RSS while 4 rate-limited clients pull a big blob and 2 push one (own rounds)
+#   pagination  one page of tags/list and _catalog at 100 / 1,000 / 10,000 tags and images
 #
 # Environment:
 #   BENCH_ROUNDS      rounds per figure (default 3; 1 when BENCH_QUICK=1)
@@ -15,9 +22,19 @@
 #   BENCH_BERTH_ARGS  extra arguments appended to `berth serve ...`
 #   BENCH_TMPDIR      where blobs and server data go (default bench/results/tmp;
 #                     keep it on a real disk, not tmpfs)
+#   BENCH_PARTS       which parts to run (default core,tls,slow,pagination)
+#   BENCH_TLS_SECONDS wrk duration of each TLS figure (default 5; 2 when BENCH_QUICK=1)
+#   BENCH_SLOW_MIB    blob size of the slow-client scenario (default: BENCH_BLOB_MIB)
+#   BENCH_SLOW_RATE   curl --limit-rate of each slow reader (default 50M, i.e. 50 MiB/s)
+#   BENCH_SLOW_ROUNDS rounds of the slow-client scenario (default min(2, BENCH_ROUNDS))
+#   BENCH_PAGE_TOTALS tag and image totals of the pagination curve (default "100 1000 10000";
+#                     "100 1000" when BENCH_QUICK=1)
+#   BENCH_PAGE_REQUESTS timed page requests per probe (default 200, each probe at most 5 s)
+#   BENCH_OUTPUT      results path prefix (default bench/results/latest)
 #
 # Output: Markdown table on stdout and in bench/results/latest.md, JSON in
-# bench/results/latest.json. Progress goes to stderr.
+# bench/results/latest.json (BENCH_OUTPUT=PREFIX writes PREFIX.md and PREFIX.json instead, e.g.
+# for trial runs that should not replace the published results). Progress goes to stderr.
 set -Eeuo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -51,6 +68,26 @@ BIG_MAX_TIME=600            # curl --max-time for one big transfer, seconds
 SMALL_MAX_TIME=30           # curl --max-time for one small request, seconds
 
 BLOB_BYTES=$(( BLOB_MIB * 1024 * 1024 ))
+
+PARTS=${BENCH_PARTS:-core,tls,slow,pagination}
+part_on() { [[ ",$PARTS," == *",$1,"* ]]; }
+# TLS: the same wrk load as the plain figures, shorter (five figures per round).
+TLS_SECONDS=${BENCH_TLS_SECONDS:-$([[ $QUICK == 1 ]] && echo 2 || echo 5)}
+# Slow clients: readers rate-limited by curl, writers at full speed, all at once.
+SLOW_MIB=${BENCH_SLOW_MIB:-$BLOB_MIB}
+SLOW_BYTES=$(( SLOW_MIB * 1024 * 1024 ))
+SLOW_RATE=${BENCH_SLOW_RATE:-50M}
+SLOW_READERS=4
+SLOW_WRITERS=2
+SLOW_ROUNDS=${BENCH_SLOW_ROUNDS:-$(( ROUNDS < 2 ? ROUNDS : 2 ))}
+SLOW_PIDS=()                # background clients of the slow-client scenario, killed on exit
+# Pagination: totals grow in place (100, then 900 more, ...); each probe times one page.
+PAGE_TOTALS=${BENCH_PAGE_TOTALS:-$([[ $QUICK == 1 ]] && echo "100 1000" || echo "100 1000 10000")}
+PAGE_N=100
+PAGE_REQUESTS=${BENCH_PAGE_REQUESTS:-200}
+PAGE_DEADLINE=$([[ $QUICK == 1 ]] && echo 2 || echo 5)
+PAGE_WORKERS=8
+PAGE_POPULATE_MAX=600       # seconds allowed for one populate step of one registry
 MIB=1048576
 CLK_TCK=$(getconf CLK_TCK)
 OCTET='Content-Type: application/octet-stream'
@@ -58,6 +95,7 @@ OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
 
 # Per-server facts. Berth addresses images as docker-hosted/<image>.
 declare -A BASE=() NAME=() PID=() MODE=() LOG=() DEAD=()
+declare -A TLS_BASE=() TLS_NAME=() TLS_PID=()   # each server's TLS address, when part tls runs
 SERVERS=()                  # registries under test: berth and/or distribution
 STARTED_PIDS=()             # everything we started, killed on exit
 TMP=''
@@ -94,6 +132,7 @@ cpu_ticks() { { sed 's/.*) //' "/proc/$1/stat" || echo; } 2>/dev/null | awk '{ p
 # Peak RSS per phase: writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0).
 reset_hwm() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || true; }
 hwm_mib() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || true; }
+rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || true; }
 
 # Flush dirty pages so one server's writeback is not billed to the next measurement.
 settle() { sync; }
@@ -137,8 +176,9 @@ alive() {
 # ---------------------------------------------------------------- HTTP helpers
 
 # http METHOD URL [curl args...]
-# One request; response body to $TMP/body. Sets HTTP_CODE, HTTP_US (time, µs) and
-# HTTP_LOCATION. Returns 1 only if curl itself failed (status codes are checked by expect).
+# One request; response body to $TMP/body ($HTTP_SCRATCH/body when set: for concurrent callers).
+# Sets HTTP_CODE, HTTP_US (time, µs) and HTTP_LOCATION. Returns 1 only if curl itself failed
+# (status codes are checked by expect).
 http() {
     local method=$1 url=$2 out
     shift 2
@@ -148,20 +188,21 @@ http() {
     # Expect: disabled — curl would otherwise wait up to 1 s for "100 Continue" on big bodies.
     # --request-target: with -T, curl appends the file name to a URL whose path ends in "/"
     # (".../blobs/uploads/?digest=" would become ".../uploads/mono.bin?digest=").
+    local scratch=${HTTP_SCRATCH:-$TMP}
     if ! out=$(curl -sS --noproxy '*' -H 'Expect:' --max-time "${HTTP_MAX_TIME:-$SMALL_MAX_TIME}" \
-        --request-target "/${url#*://*/}" "${verb[@]}" -D "$TMP/headers" -o "$TMP/body" -w '%{http_code} %{time_total}' "$@" "$url" 2>&1); then
+        --request-target "/${url#*://*/}" "${verb[@]}" -D "$scratch/headers" -o "$scratch/body" -w '%{http_code} %{time_total}' "$@" "$url" 2>&1); then
         LAST_ERROR="curl $method $url: ${out##*curl: }"
         return 1
     fi
     read -r HTTP_CODE HTTP_US <<<"$out"
     HTTP_US=$(seconds_to_us "$HTTP_US")
-    HTTP_LOCATION=$(awk 'tolower($1) == "location:" { sub(/\r$/, ""); print $2 }' "$TMP/headers" | tail -n1)
+    HTTP_LOCATION=$(awk 'tolower($1) == "location:" { sub(/\r$/, ""); print $2 }' "$scratch/headers" | tail -n1)
 }
 
 # expect CODE WHAT — check the last status; on mismatch set LAST_ERROR with the body's start.
 expect() {
     [[ $HTTP_CODE == "$1" ]] && return 0
-    LAST_ERROR="$2: HTTP $HTTP_CODE (wanted $1) $(head -c 200 "$TMP/body" 2>/dev/null | tr -d '\r\n')"
+    LAST_ERROR="$2: HTTP $HTTP_CODE (wanted $1) $(head -c 200 "${HTTP_SCRATCH:-$TMP}/body" 2>/dev/null | tr -d '\r\n')"
     return 1
 }
 
@@ -285,8 +326,11 @@ make_tmp() {
 }
 
 check_disk() {
-    # Each round stores two blobs on each server and keeps two on the client.
-    local need_mib=$(( (4 * ROUNDS + 2) * BLOB_MIB + 1024 )) free_mib
+    # Each core round stores two blobs on each server and keeps two on the client; the slow-client
+    # scenario stores one blob to pull plus two per round on each server and keeps three on the client.
+    local need_mib=1024 free_mib
+    part_on core && need_mib=$(( need_mib + (4 * ROUNDS + 2) * BLOB_MIB ))
+    part_on slow && need_mib=$(( need_mib + (2 * (1 + SLOW_WRITERS * SLOW_ROUNDS) + 1 + SLOW_WRITERS) * SLOW_MIB ))
     free_mib=$(df -Pm "$TMP" | awk 'NR == 2 { print $4 }')
     ((free_mib > need_mib)) || die "need ~$need_mib MiB free under $TMP, have $free_mib MiB"
     [[ $(stat -f -c %T "$TMP") != tmpfs ]] || log "warning: $TMP is tmpfs; disk figures will be memory figures"
@@ -294,6 +338,7 @@ check_disk() {
 
 cleanup() {
     local pid i
+    for pid in "${SLOW_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${STARTED_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${STARTED_PIDS[@]}"; do
         for i in {1..50}; do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -305,12 +350,13 @@ cleanup() {
     fi
 }
 
-# wait_ready NAME URL — poll until the server answers 200, at most ~30 s.
+# wait_ready NAME URL — poll until the server answers 200, at most ~30 s (-k: the bench's
+# self-signed certificate on the TLS listeners).
 wait_ready() {
     local name=$1 url=$2 i
     for i in {1..300}; do
         kill -0 "${PID[$name]}" 2>/dev/null || die "$name exited at start-up: $(tail -n 20 "${LOG[$name]}")"
-        [[ $(curl -s --noproxy '*' --max-time 1 -o /dev/null -w '%{http_code}' "$url" || true) == 200 ]] && return 0
+        [[ $(curl -sk --noproxy '*' --max-time 1 -o /dev/null -w '%{http_code}' "$url" || true) == 200 ]] && return 0
         sleep 0.1
     done
     die "$name did not answer $url within 30 s: $(tail -n 20 "${LOG[$name]}")"
@@ -347,6 +393,26 @@ EOF
     NAME[distribution]=bench/app
     wait_ready distribution "${BASE[distribution]}/v2/"
     log "distribution: pid ${PID[distribution]}, ${BASE[distribution]}"
+    part_on tls && start_distribution_tls
+    return 0
+}
+
+# Distribution listens on one address only: a second process over the same storage serves TLS
+# (http.tls). It reads what the plain one stored; its PID is PID[distribution_tls].
+start_distribution_tls() {
+    local dir=$TMP/distribution port
+    port=$(free_port)
+    sed -e "s|^  addr: .*|  addr: 127.0.0.1:$port|" "$dir/config.yml" >"$dir/config-tls.yml"
+    printf '  tls:\n    certificate: %s\n    key: %s\n' "$TMP/tls/cert.pem" "$TMP/tls/key.pem" >>"$dir/config-tls.yml"
+    LOG[distribution_tls]=$dir/log-tls
+    docker-registry serve "$dir/config-tls.yml" >"$dir/log-tls" 2>&1 &
+    PID[distribution_tls]=$!
+    STARTED_PIDS+=("$!")
+    TLS_BASE[distribution]=https://127.0.0.1:$port
+    TLS_NAME[distribution]=bench/app
+    TLS_PID[distribution]=${PID[distribution_tls]}
+    wait_ready distribution_tls "${TLS_BASE[distribution]}/v2/"
+    log "distribution over TLS: pid ${PID[distribution_tls]}, ${TLS_BASE[distribution]}"
 }
 
 start_berth() {
@@ -357,21 +423,59 @@ start_berth() {
     # Same log level as distribution (warn), where this berth has the option: request logs cost time.
     local level=()
     "$BERTH_BIN" serve --help 2>&1 | grep -q -- '--log-level' && level=(--log-level warning)
+    # TLS: a port route with the bench's certificate, bound to docker-hosted (so /v2/bench/app/...
+    # on that port is docker-hosted/bench/app). Without part tls, no configuration file at all.
+    local config=() tls_port
+    if part_on tls; then
+        tls_port=$(free_port)
+        cat >"$dir/berth.yml" <<EOF
+routes:
+  - { listen: "127.0.0.1:$tls_port", tls: { cert: "$TMP/tls/cert.pem", key: "$TMP/tls/key.pem" }, repository: docker-hosted }
+EOF
+        config=(--config "$dir/berth.yml")
+        TLS_BASE[berth]=https://127.0.0.1:$tls_port
+        TLS_NAME[berth]=bench/app
+    fi
     # shellcheck disable=SC2086 # BENCH_BERTH_ARGS is meant to be split into words
-    "$BERTH_BIN" serve --listen "127.0.0.1:$port" --data "$dir/data" "${level[@]}" ${BENCH_BERTH_ARGS:-} >"$dir/log" 2>&1 &
+    "$BERTH_BIN" serve --listen "127.0.0.1:$port" --data "$dir/data" "${config[@]}" "${level[@]}" ${BENCH_BERTH_ARGS:-} >"$dir/log" 2>&1 &
     PID[berth]=$!
     STARTED_PIDS+=("$!")
     BASE[berth]=http://127.0.0.1:$port
     NAME[berth]=docker-hosted/bench/app
     wait_ready berth "${BASE[berth]}/v2/"
     log "berth: pid ${PID[berth]}, ${BASE[berth]}"
+    if part_on tls; then
+        TLS_PID[berth]=${PID[berth]}
+        wait_ready berth "${TLS_BASE[berth]}/v2/"
+        log "berth over TLS: ${TLS_BASE[berth]}"
+    fi
+}
+
+# One self-signed ECDSA P-256 certificate for every TLS server (Berth, distribution, nginx).
+make_cert() {
+    mkdir -p "$TMP/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -keyout "$TMP/tls/key.pem" -out "$TMP/tls/cert.pem" -subj /CN=localhost \
+        -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null || die "openssl could not make a certificate"
 }
 
 # nginx with its own prefix and config (never /etc/nginx), serving $TMP/www.
 start_nginx() {
-    local dir=$TMP/nginx port bin
+    local dir=$TMP/nginx port bin tls_port='' tls_server=''
     bin=$(nginx_bin)
     port=$(free_port)
+    # Part tls: the same files over TLS, with the bench's certificate (TLS 1.3 spelled out: nginx
+    # 1.22's default stops at TLS 1.2, while Berth and distribution negotiate 1.3).
+    if part_on tls; then
+        tls_port=$(free_port)
+        tls_server="    server {
+        listen 127.0.0.1:$tls_port ssl;
+        ssl_certificate $TMP/tls/cert.pem;
+        ssl_certificate_key $TMP/tls/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        root $TMP/www;
+    }"
+    fi
     mkdir -p "$dir/tmp"
     # Workers run as the invoking user so they can read files under a 0700 temp dir.
     # keepalive_requests raised: the 1000 default would make wrk reconnect, unlike the Go/NIO servers.
@@ -397,6 +501,7 @@ http {
         listen 127.0.0.1:$port;
         root $TMP/www;
     }
+$tls_server
 }
 EOF
     echo ok >"$TMP/www/ready"
@@ -407,6 +512,11 @@ EOF
     BASE[nginx]=http://127.0.0.1:$port
     wait_ready nginx "${BASE[nginx]}/ready"
     log "nginx: pid ${PID[nginx]}, ${BASE[nginx]}"
+    if part_on tls; then
+        TLS_BASE[nginx]=https://127.0.0.1:$tls_port
+        wait_ready nginx "${TLS_BASE[nginx]}/ready"
+        log "nginx over TLS: ${TLS_BASE[nginx]}"
+    fi
 }
 
 # Distribution 2.x ignores ?digest= on POST and answers 202; Berth should answer 201.
@@ -477,6 +587,18 @@ collect_meta() {
     meta wrk_seconds "$WRK_SECONDS"
     meta small_count "$SMALL_COUNT"
     meta small_workers "$SMALL_WORKERS"
+    meta parts "$PARTS"
+    meta tls_seconds "$TLS_SECONDS"
+    meta slow_mib "$SLOW_MIB"
+    meta slow_rate "$SLOW_RATE"
+    meta slow_readers "$SLOW_READERS"
+    meta slow_writers "$SLOW_WRITERS"
+    meta slow_rounds "$SLOW_ROUNDS"
+    meta page_totals "$PAGE_TOTALS"
+    meta page_n "$PAGE_N"
+    meta page_requests "$PAGE_REQUESTS"
+    meta page_deadline "$PAGE_DEADLINE"
+    meta page_workers "$PAGE_WORKERS"
     meta version_distribution "$(docker-registry --version 2>/dev/null | awk '{ print $NF }')"
     meta version_nginx "$("$(nginx_bin)" -v 2>&1 | sed 's|.*/||')"
     meta version_wrk "$(wrk --version 2>&1 | awk 'NR == 1 { print $2 }')"
@@ -706,13 +828,264 @@ measure_small() { # SERVER ROUND
     record cpu_small "$server" "$round" "$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$SMALL_COUNT" 'BEGIN { printf "%.3f", t / hz * 1000 / n }')"
 }
 
+# ---------------------------------------------------------------- part tls
+
+# tls_ready SERVER — true if SERVER has a working TLS address whose process is still running
+# (distribution's is a second process, distribution_tls).
+tls_ready() {
+    [[ -n ${TLS_BASE[$1]:-} ]] || return 1
+    if [[ $1 == distribution ]]; then alive distribution_tls; else alive "$1"; fi
+}
+
+# Untimed, once: every TLS address serves the right bytes; note the negotiated protocol and cipher.
+check_tls() {
+    local s url proto
+    for s in "${SERVERS[@]}" nginx; do
+        [[ -n ${TLS_BASE[$s]:-} ]] || continue
+        if [[ $s == nginx ]]; then url=${TLS_BASE[nginx]}/manifest.json; else url=${TLS_BASE[$s]}/v2/${TLS_NAME[$s]}/manifests/v1; fi
+        if ! curl -sSk --noproxy '*' --max-time "$SMALL_MAX_TIME" -H "Accept: $OCI_MANIFEST" -o "$TMP/body" "$url" 2>/dev/null ||
+            ! cmp -s "$TMP/body" "$TMP/image/manifest.json"; then
+            fail "$s: GET $url over TLS did not return the manifest; no TLS figures for $s"
+            unset "TLS_BASE[$s]"
+            continue
+        fi
+        proto=$(timeout 10 openssl s_client -connect "${TLS_BASE[$s]#https://}" -brief </dev/null 2>&1 |
+            awk -F': ' '/^Protocol version/ { p = $2 } /^Ciphersuite/ { c = $2 } END { print p, c }' || true)
+        meta "tls_$s" "$proto"
+        log "$s over TLS: $proto"
+        # Warm-up (not recorded), as for the plain listeners.
+        wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d1s "$url" >/dev/null 2>&1 || true
+    done
+}
+
+# measure_tls ROUND ORDER... — manifest GET and GET /v2/ over TLS per registry, nginx's small
+# static file over TLS as the reference (first in odd rounds, last in even ones); peak RSS.
+measure_tls() {
+    local round=$1 s url
+    shift
+    local order=("$@")
+    if ((round % 2)); then order=(nginx "$@"); else order+=(nginx); fi
+    for s in "$@"; do [[ -n ${TLS_PID[$s]:-} ]] && reset_hwm "${TLS_PID[$s]}"; done
+    for s in "${order[@]}"; do
+        tls_ready "$s" || continue
+        if [[ $s == nginx ]]; then
+            WRK_SECONDS=$TLS_SECONDS run_wrk tls_static nginx "$round" "${TLS_BASE[nginx]}/manifest.json"
+        else
+            url="${TLS_BASE[$s]}/v2/${TLS_NAME[$s]}/manifests/v1"
+            WRK_SECONDS=$TLS_SECONDS run_wrk tls_manifest_get "$s" "$round" "$url" -H "Accept: $OCI_MANIFEST"
+        fi
+    done
+    for s in "$@"; do
+        tls_ready "$s" || continue
+        WRK_SECONDS=$TLS_SECONDS run_wrk tls_base "$s" "$round" "${TLS_BASE[$s]}/v2/"
+    done
+    for s in "$@"; do
+        tls_ready "$s" || continue
+        record rss_tls "$s" "$round" "$(hwm_mib "${TLS_PID[$s]}")"
+    done
+}
+
+# ---------------------------------------------------------------- part slow
+
+declare -A SLOW_SKIP=() SLOW_PUT_DIGEST=()
+
+# Once: the blob the slow readers pull, pushed (untimed) to every registry; the client copy goes.
+prepare_slow() {
+    local dir=$TMP/slow s
+    mkdir -p "$dir"
+    log "slow clients: generating and pushing a $SLOW_MIB MiB blob to pull"
+    random_file "$dir/get.bin" "$SLOW_BYTES" "$$-$(date +%s)-slow-get"
+    SLOW_GET_DIGEST=sha256:$(sha256_of "$dir/get.bin")
+    for s in "${SERVERS[@]}"; do
+        alive "$s" || continue
+        if ! HTTP_MAX_TIME=$BIG_MAX_TIME push_file "$s" "$dir/get.bin" "$SLOW_GET_DIGEST"; then
+            fail "$s: could not push the slow-client blob, no slow-client figures: $LAST_ERROR"
+            SLOW_SKIP[$s]=1
+        fi
+    done
+    rm -f "$dir/get.bin"
+}
+
+# Per round: fresh blobs for the writers, the same for both registries.
+prepare_slow_round() { # ROUND
+    local i
+    log "slow clients round $1: generating $SLOW_WRITERS blobs of $SLOW_MIB MiB to push"
+    for ((i = 1; i <= SLOW_WRITERS; i++)); do
+        random_file "$TMP/slow/put.$i.bin" "$SLOW_BYTES" "$$-$(date +%s)-slow-$1-$i"
+        SLOW_PUT_DIGEST[$i]=sha256:$(sha256_of "$TMP/slow/put.$i.bin")
+    done
+}
+
+# measure_slow SERVER ROUND — SLOW_READERS curls pulling the big blob at SLOW_RATE each, and
+# SLOW_WRITERS pushing one big blob each at full speed, all started together. Records the peak
+# RSS (VmHWM, reset first), the RSS before the clients start, and the wall time until all finish.
+measure_slow() {
+    local server=$1 round=$2 pid dir=$TMP/slow/clients i p url start_rss t0 t1 ok=1 code bytes result
+    alive "$server" && [[ -z ${SLOW_SKIP[$server]:-} ]] || return 0
+    pid=${PID[$server]}
+    rm -rf "$dir" && mkdir -p "$dir"
+    url=$(blob_url "$server" "$SLOW_GET_DIGEST")
+    settle
+    reset_hwm "$pid"
+    start_rss=$(rss_mib "$pid")
+    t0=$(date +%s%N)
+    SLOW_PIDS=()
+    for ((i = 1; i <= SLOW_READERS; i++)); do
+        curl -sS --noproxy '*' --limit-rate "$SLOW_RATE" --max-time "$BIG_MAX_TIME" -o /dev/null \
+            -w '%{http_code} %{size_download}' "$url" >"$dir/get.$i" 2>&1 &
+        SLOW_PIDS+=("$!")
+    done
+    for ((i = 1; i <= SLOW_WRITERS; i++)); do
+        mkdir -p "$dir/put.$i"
+        # A subshell per writer, with its own scratch files for http().
+        (
+            HTTP_SCRATCH=$dir/put.$i HTTP_MAX_TIME=$BIG_MAX_TIME
+            if push_file "$server" "$TMP/slow/put.$i.bin" "${SLOW_PUT_DIGEST[$i]}"; then echo ok; else echo "$LAST_ERROR"; fi >"$dir/put.$i/result"
+        ) &
+        SLOW_PIDS+=("$!")
+    done
+    for p in "${SLOW_PIDS[@]}"; do wait "$p" || true; done
+    SLOW_PIDS=()
+    t1=$(date +%s%N)
+    alive "$server" || return 0
+    for ((i = 1; i <= SLOW_READERS; i++)); do
+        read -r code bytes _ <"$dir/get.$i" || true
+        if [[ $code != 200 || $bytes != "$SLOW_BYTES" ]]; then
+            fail "$server: slow reader $i in round $round: $(head -c 200 "$dir/get.$i")"
+            ok=0
+        fi
+    done
+    for ((i = 1; i <= SLOW_WRITERS; i++)); do
+        result=$(cat "$dir/put.$i/result" 2>/dev/null || echo "no result")
+        [[ $result == ok ]] || { fail "$server: writer $i in round $round: $result"; ok=0; }
+    done
+    ((ok)) || return 0
+    record rss_slow "$server" "$round" "$(hwm_mib "$pid")"
+    record rss_slow_start "$server" "$round" "$start_rss"
+    record slow_seconds "$server" "$round" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')"
+}
+
+run_slow() {
+    local round order s
+    prepare_slow
+    for ((round = 1; round <= SLOW_ROUNDS; round++)); do
+        prepare_slow_round "$round"
+        read -ra order <<<"$(round_order "$round")"
+        log "slow clients round $round/$SLOW_ROUNDS: order ${order[*]}"
+        for s in "${order[@]}"; do measure_slow "$s" "$round"; done
+    done
+    rm -f "$TMP"/slow/put.*.bin
+}
+
+# ---------------------------------------------------------------- part pagination
+
+declare -A PAGE_SKIP=()
+
+# json_fields KEY... <JSON — the values of pagination.py's output, space-separated.
+json_fields() {
+    python3 -c 'import json, sys; d = json.loads(sys.stdin.read()); print(" ".join(str(d.get(k)) for k in sys.argv[1:]))' "$@"
+}
+
+# The image-name prefix on the address the bench uses: docker-hosted/ on Berth's main listener.
+page_prefix() { echo "${NAME[$1]%bench/app}"; }
+
+# populate_pages SERVER FROM TO — tags t<FROM>..t<TO-1> on pag/tags, images pag/cat/i<FROM>..i<TO-1>.
+populate_pages() {
+    local server=$1 from=$2 to=$3 what out secs rate fallback
+    for what in tags catalog; do
+        alive "$server" || return 1
+        if ! out=$(python3 "$BENCH_DIR/pagination.py" populate --base "${BASE[$server]}" --prefix "$(page_prefix "$server")" \
+            --what "$what" --start "$from" --stop "$to" --workers "$PAGE_WORKERS" --deadline "$PAGE_POPULATE_MAX" 2>&1); then
+            fail "$server: populating $what $from..$to failed, no further pagination figures: $(tail -n 1 <<<"$out")"
+            return 1
+        fi
+        read -r secs rate fallback <<<"$(json_fields seconds requests_per_s fallback_uploads <<<"$out")"
+        record "populate_${what}_$to" "$server" 1 "$secs"
+        log "  $server: $what $from..$to populated in $secs s ($rate req/s)"
+        ((fallback == 0)) || note "$server: $fallback cross-repository mounts were answered 202 and completed by an upload"
+    done
+}
+
+# probe_page KIND(tags|catalog) SERVER ROUND TOTAL — time GETs of the page centred on the middle
+# entry: last = entry number total/2 - n/2 (the first one at a total of 100), so every page is full.
+probe_page() {
+    local kind=$1 server=$2 round=$3 total=$4 prefix url key out n median p99 entries first
+    local idx=$(( total / 2 - PAGE_N / 2 > 0 ? total / 2 - PAGE_N / 2 : 0 )) last want want_entries
+    alive "$server" || return 0
+    prefix=$(page_prefix "$server")
+    last=$(printf '%05d' "$idx")
+    want=$(printf '%05d' $((idx + 1)))
+    want_entries=$(( total - idx - 1 < PAGE_N ? total - idx - 1 : PAGE_N ))
+    if [[ $kind == tags ]]; then
+        url="${BASE[$server]}/v2/${prefix}pag/tags/tags/list?n=$PAGE_N&last=t$last" key=tags want=t$want
+    else
+        # The catalog also holds the bench's other images (bench/app, pag/seed, ...), which sort
+        # outside the pag/cat/ run: a page may hold a few of them instead of pag/cat/ entries.
+        url="${BASE[$server]}/v2/_catalog?n=$PAGE_N&last=${prefix}pag/cat/i$last" key=repositories
+        want=${prefix}pag/cat/i$want want_entries=$PAGE_N
+        ((total - idx - 1 >= PAGE_N)) || want_entries=''
+    fi
+    if ! out=$(python3 "$BENCH_DIR/pagination.py" probe --url "$url" --key "$key" \
+        --count "$PAGE_REQUESTS" --deadline "$PAGE_DEADLINE" 2>&1); then
+        fail "$server: $kind page at $total failed in round $round: $(tail -n 1 <<<"$out")"
+        return 0
+    fi
+    read -r n median p99 entries first <<<"$(json_fields n median_ms p99_ms entries first <<<"$out")"
+    record "page_${kind}_${total}_median" "$server" "$round" "$median"
+    record "page_${kind}_${total}_p99" "$server" "$round" "$p99"
+    record "page_${kind}_${total}_entries" "$server" "$round" "$entries"
+    log "  ($n requests; $entries entries, first $first)"
+    if ((round == 1)); then
+        if ((entries > PAGE_N)); then
+            note "$server ignores n=$PAGE_N on $kind: the page at $total returned $entries entries, starting at $first."
+        elif [[ $first != "$want" || ( -n $want_entries && $entries != "$want_entries" ) ]]; then
+            note "$server: the $kind page at $total has $entries entries from $first (wanted ${want_entries:-up to $PAGE_N} from $want)."
+        fi
+    fi
+}
+
+run_pagination() {
+    local total prev=0 s round order
+    for total in $PAGE_TOTALS; do
+        ((total > prev && total <= 100000)) || die "BENCH_PAGE_TOTALS must increase and stay <= 100000: $PAGE_TOTALS"
+        log "pagination: growing to $total tags and $total images"
+        for s in "${SERVERS[@]}"; do
+            if [[ -z ${PAGE_SKIP[$s]:-} ]] && ! populate_pages "$s" "$prev" "$total"; then PAGE_SKIP[$s]=1; fi
+        done
+        settle
+        for ((round = 1; round <= ROUNDS; round++)); do
+            read -ra order <<<"$(round_order "$round")"
+            log "pagination at $total, round $round/$ROUNDS: order ${order[*]}"
+            for s in "${order[@]}"; do
+                if [[ -z ${PAGE_SKIP[$s]:-} ]]; then probe_page tags "$s" "$round" "$total"; fi
+            done
+            for s in "${order[@]}"; do
+                if [[ -z ${PAGE_SKIP[$s]:-} ]]; then probe_page catalog "$s" "$round" "$total"; fi
+            done
+        done
+        prev=$total
+    done
+}
+
 run_round() { # ROUND
-    local round=$1 order s pull_order
+    local round=$1 order
     read -ra order <<<"$(round_order "$round")"
+    log "round $round/$ROUNDS: order ${order[*]}"
+    if part_on core; then run_core "$round" "${order[@]}"; fi
+    if part_on tls; then
+        local t0=$SECONDS
+        measure_tls "$round" "${order[@]}"
+        PART_SECONDS[tls]=$(( ${PART_SECONDS[tls]:-0} + SECONDS - t0 ))
+    fi
+}
+
+run_core() { # ROUND ORDER...
+    local round=$1 s pull_order t0=$SECONDS
+    shift
+    local order=("$@")
     # nginx joins the pull rotation, first in odd rounds and last in even ones.
     if ((round % 2)); then pull_order=(nginx "${order[@]}"); else pull_order=("${order[@]}" nginx); fi
     prepare_blobs "$round"
-    log "round $round/$ROUNDS: order ${order[*]}"
 
     phase_begin
     for s in "${order[@]}"; do measure_push mono "$s" "$round"; done
@@ -736,12 +1109,18 @@ run_round() { # ROUND
 
     # Client copies are no longer needed; the servers keep theirs.
     rm -rf "$TMP/blobs" "$TMP/www/blob.bin"
+    PART_SECONDS[core]=$(( ${PART_SECONDS[core]:-0} + SECONDS - t0 ))
 }
 
 # ---------------------------------------------------------------- main
 
+declare -A PART_SECONDS=()
+
 main() {
-    local s round started=$SECONDS
+    local s round part started=$SECONDS t0
+    for part in ${PARTS//,/ }; do
+        [[ $part =~ ^(core|tls|slow|pagination)$ ]] || die "unknown part '$part' in BENCH_PARTS (core, tls, slow, pagination)"
+    done
     ensure_packages
     make_tmp
     trap cleanup EXIT
@@ -750,11 +1129,12 @@ main() {
     build_berth
     SERVERS+=(distribution)
     collect_meta
-    measure_sha256
+    if part_on core; then measure_sha256; fi
+    if part_on tls; then make_cert; fi
 
-    ((${#SERVERS[@]} == 2)) && start_berth
+    if ((${#SERVERS[@]} == 2)); then start_berth; fi
     start_distribution
-    start_nginx
+    if part_on core || part_on tls; then start_nginx; fi
     warn_if_busy
     make_image
     for s in "${SERVERS[@]}"; do
@@ -764,12 +1144,32 @@ main() {
         wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d1s "${BASE[$s]}/v2/" >/dev/null 2>&1 || true
     done
 
-    note "Manifest HEAD rows use hey, not wrk: Debian's wrk 4.1.0 never completes a HEAD request whose response carries a Content-Length."
-    for ((round = 1; round <= ROUNDS; round++)); do run_round "$round"; done
+    if part_on tls; then check_tls; fi
+
+    if part_on core; then
+        note "Manifest HEAD rows use hey, not wrk: Debian's wrk 4.1.0 never completes a HEAD request whose response carries a Content-Length."
+    fi
+    if part_on core || part_on tls; then
+        for ((round = 1; round <= ROUNDS; round++)); do run_round "$round"; done
+    fi
+    if part_on slow; then
+        t0=$SECONDS
+        run_slow
+        PART_SECONDS[slow]=$((SECONDS - t0))
+    fi
+    if part_on pagination; then
+        t0=$SECONDS
+        run_pagination
+        PART_SECONDS[pagination]=$((SECONDS - t0))
+    fi
+    for part in "${!PART_SECONDS[@]}"; do meta "seconds_$part" "${PART_SECONDS[$part]}"; done
+    meta seconds_total $((SECONDS - started))
 
     mkdir -p "$RESULTS_DIR"
-    python3 "$BENCH_DIR/report.py" --raw "$TMP/raw" --md "$RESULTS_DIR/latest.md" --json "$RESULTS_DIR/latest.json"
-    log "done in $((SECONDS - started)) s; results in bench/results/latest.{md,json}"
+    local out=${BENCH_OUTPUT:-$RESULTS_DIR/latest}
+    mkdir -p "$(dirname "$out")"
+    python3 "$BENCH_DIR/report.py" --raw "$TMP/raw" --md "$out.md" --json "$out.json"
+    log "done in $((SECONDS - started)) s; results in $out.{md,json}"
     if ((FAILURES)); then
         for s in "${SERVERS[@]}"; do log "last lines of the $s log:"; tail -n 20 "${LOG[$s]}" >&2; done
         log "$FAILURES measurement(s) failed; see the notes under the table"
