@@ -60,6 +60,7 @@ let package = Package(
             dependencies: [
                 "BerthCore", "BerthStorage",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

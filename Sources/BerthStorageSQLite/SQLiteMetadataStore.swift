@@ -7,8 +7,12 @@ import GRDB
 ///
 /// Writes are serialized by SQLite; reads run concurrently. `synchronous=FULL`: a commit is on disk
 /// before the call returns, so an acknowledged push survives power loss.
+///
+/// Reads of manifests, tags and blob links go through a small ``ReadCache``: this process is the only writer
+/// of them (the command line writes users and tokens only), and every write invalidates it after committing.
 public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     private let pool: DatabasePool
+    private let cache = ReadCache(budget: 8 << 20)
 
     /// Opens (creating if needed) and migrates the database at `path`.
     public init(path: String) throws {
@@ -81,10 +85,18 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
         return migrator
     }
 
+    /// A write that can change cached answers: the cache is invalidated once it committed (or failed).
+    private func write<T: Sendable>(_ updates: @Sendable (Database) throws -> T) async throws -> T {
+        defer { cache.invalidate() }
+        return try await pool.write(updates)
+    }
+
+    private static func key(_ parts: String...) -> String { parts.joined(separator: "\u{1F}") }
+
     // MARK: Repositories
 
     public func ensureRepository(_ record: RepositoryRecord) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: "INSERT INTO repositories (name, kind) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET kind = excluded.kind",
                 arguments: [record.name, record.kind.rawValue])
@@ -103,7 +115,7 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     // MARK: Blob links
 
     public func linkBlob(_ digest: Digest, size: Int64, in image: ImageRef) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: "INSERT INTO blob_links (repository, image, digest, size) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 arguments: [image.repository, image.image, digest.description, size])
@@ -111,6 +123,12 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     }
 
     public func linkedBlobSize(_ digest: Digest, in image: ImageRef) async throws -> Int64? {
+        try await cache.value(Self.key("link", image.repository, image.image, digest.description), cost: { _ in 16 }) {
+            try await self.linkedBlobSizeUncached(digest, in: image)
+        }
+    }
+
+    private func linkedBlobSizeUncached(_ digest: Digest, in image: ImageRef) async throws -> Int64? {
         try await pool.read { db in
             try Int64.fetchOne(
                 db.cachedStatement(sql: "SELECT size FROM blob_links WHERE repository = ? AND image = ? AND digest = ?"),
@@ -119,7 +137,7 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     }
 
     public func unlinkBlob(_ digest: Digest, in image: ImageRef) async throws -> Bool {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: "DELETE FROM blob_links WHERE repository = ? AND image = ? AND digest = ?",
                 arguments: [image.repository, image.image, digest.description])
@@ -131,7 +149,7 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
 
     public func putManifest(_ record: ManifestRecord, blobs: [Digest], manifests: [Digest], tag: String?, in image: ImageRef) async throws {
         let now = Self.now()
-        try await pool.write { db in
+        try await write { db in
             let args: (Digest) -> StatementArguments = { [image.repository, image.image, $0.description] }
             for blob in blobs {
                 guard try Bool.fetchOne(
@@ -186,6 +204,17 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     }
 
     public func manifest(_ digest: Digest, in image: ImageRef) async throws -> ManifestRecord? {
+        try await cache.value(Self.key("manifest", image.repository, image.image, digest.description), cost: Self.cost) {
+            try await self.manifestUncached(digest, in: image)
+        }
+    }
+
+    private static func cost(_ record: ManifestRecord?) -> Int {
+        guard let record else { return 16 }
+        return record.payload.count + record.mediaType.utf8.count + (record.annotationsJSON?.utf8.count ?? 0) + 128
+    }
+
+    private func manifestUncached(_ digest: Digest, in image: ImageRef) async throws -> ManifestRecord? {
         try await pool.read { db in
             try Row.fetchOne(
                 db.cachedStatement(sql: "SELECT \(Self.manifestColumns) FROM manifests m WHERE m.repository = ? AND m.image = ? AND m.digest = ?"),
@@ -195,21 +224,26 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     }
 
     public func manifest(tag: String, in image: ImageRef) async throws -> ManifestRecord? {
+        try await cache.value(Self.key("tagged", image.repository, image.image, tag), cost: Self.cost) {
+            try await self.manifestUncached(tag: tag, in: image)
+        }
+    }
+
+    private func manifestUncached(tag: String, in image: ImageRef) async throws -> ManifestRecord? {
         try await pool.read { db in
             try Row.fetchOne(
-                db,
-                sql: """
+                db.cachedStatement(sql: """
                     SELECT \(Self.manifestColumns) FROM tags t
                     JOIN manifests m ON m.repository = t.repository AND m.image = t.image AND m.digest = t.digest
                     WHERE t.repository = ? AND t.image = ? AND t.tag = ?
-                    """,
+                    """),
                 arguments: [image.repository, image.image, tag]
             ).map(Self.manifestRecord)
         }
     }
 
     public func deleteManifest(_ digest: Digest, in image: ImageRef) async throws -> Bool {
-        try await pool.write { db in
+        try await write { db in
             let args: StatementArguments = [image.repository, image.image, digest.description]
             try db.execute(sql: "DELETE FROM manifests WHERE repository = ? AND image = ? AND digest = ?", arguments: args)
             guard db.changesCount > 0 else { return false }
@@ -221,7 +255,7 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     }
 
     public func deleteTag(_ tag: String, in image: ImageRef) async throws -> Bool {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: "DELETE FROM tags WHERE repository = ? AND image = ? AND tag = ?", arguments: [image.repository, image.image, tag])
             return db.changesCount > 0
         }
@@ -237,6 +271,14 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     }
 
     public func tags(in image: ImageRef, after last: String?, limit: Int) async throws -> [String]? {
+        try await cache.value(Self.key("tags", image.repository, image.image, last ?? "", String(limit)), cost: { tags in
+            (tags ?? []).reduce(32) { $0 + $1.utf8.count + 16 }
+        }) {
+            try await self.tagsUncached(in: image, after: last, limit: limit)
+        }
+    }
+
+    private func tagsUncached(in image: ImageRef, after last: String?, limit: Int) async throws -> [String]? {
         try await pool.read { db in
             guard try Bool.fetchOne(
                 db.cachedStatement(sql: "SELECT 1 FROM images WHERE full_name = ?"), arguments: [image.description]) != nil else {
@@ -249,6 +291,18 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     }
 
     public func tag(_ tag: String, in image: ImageRef) async throws -> (digest: Digest, updatedAt: Int64)? {
+        let found: TagState? = try await cache.value(Self.key("tag", image.repository, image.image, tag), cost: { _ in 96 }) {
+            try await self.tagUncached(tag, in: image).map { TagState(digest: $0.digest, updatedAt: $0.updatedAt) }
+        }
+        return found.map { ($0.digest, $0.updatedAt) }
+    }
+
+    private struct TagState: Sendable {
+        var digest: Digest
+        var updatedAt: Int64
+    }
+
+    private func tagUncached(_ tag: String, in image: ImageRef) async throws -> (digest: Digest, updatedAt: Int64)? {
         try await pool.read { db in
             guard let row = try Row.fetchOne(
                 db.cachedStatement(sql: "SELECT digest, updated_at FROM tags WHERE repository = ? AND image = ? AND tag = ?"),
@@ -259,7 +313,7 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     }
 
     public func touchTag(_ tag: String, in image: ImageRef, at time: Int64) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: "UPDATE tags SET updated_at = ? WHERE repository = ? AND image = ? AND tag = ?",
                 arguments: [time, image.repository, image.image, tag])
@@ -267,7 +321,7 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     }
 
     public func purge(repository: String, image: String?) async throws -> Int {
-        try await pool.write { db in
+        try await write { db in
             let filter = image == nil ? "repository = ?" : "repository = ? AND image = ?"
             let args: StatementArguments = image.map { [repository, $0] } ?? [repository]
             try db.execute(sql: "DELETE FROM manifests WHERE \(filter)", arguments: args)
@@ -282,11 +336,10 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     public func referrers(of digest: Digest, in image: ImageRef) async throws -> [ReferrerRecord] {
         try await pool.read { db in
             try Row.fetchAll(
-                db,
-                sql: """
+                db.cachedStatement(sql: """
                     SELECT digest, media_type, length(payload) AS size, artifact_type, annotations FROM manifests
                     WHERE repository = ? AND image = ? AND subject = ? ORDER BY digest
-                    """,
+                    """),
                 arguments: [image.repository, image.image, digest.description]
             ).map { row in
                 ReferrerRecord(
