@@ -131,8 +131,12 @@ extension Registry {
             tracker.remove(record.id)
             removed += 1
         }
+        // Data without a session: a crash between creating and recording it, a monolithic upload that died, or
+        // one that another node is writing right now — which is why only data idle as long as a session may
+        // be is taken.
         for id in try await blobs.listUploads() where !tracker.isBusy(id) {
-            if try await metadata.upload(id: id) == nil, !tracker.isBusy(id) {
+            if try await metadata.upload(id: id) == nil, !tracker.isBusy(id),
+               let modified = try await blobs.uploadLastModified(id: id), modified < Self.now() - maxAge {
                 try await blobs.deleteUpload(id: id)
                 removed += 1
             }

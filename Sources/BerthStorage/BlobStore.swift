@@ -52,6 +52,10 @@ public protocol BlobWriter: Sendable {
     func deleteUpload(id: String) async throws
     /// Upload ids present in the store (for purging abandoned data).
     func listUploads() async throws -> [String]
+    /// When the upload's data last changed (seconds since 1970), or nil when the store has no such upload.
+    /// Several nodes purge one store: data another node is still writing is recent, so it is never taken
+    /// for an orphan.
+    func uploadLastModified(id: String) async throws -> Int64?
 }
 
 /// Removal of committed blobs (garbage collection only: repositories unlink, they never delete bytes).

@@ -108,6 +108,10 @@ public struct FileBlobStore: BlobStore {
         try await fileSystem.removeItem(at: uploadPath(id), strategy: .sequential)
     }
 
+    public func uploadLastModified(id: String) async throws -> Int64? {
+        try await fileSystem.info(forFileAt: uploadPath(id)).map { Int64($0.lastDataModificationTime.seconds) }
+    }
+
     public func listUploads() async throws -> [String] {
         try await fileSystem.withDirectoryHandle(atPath: root.appending("_uploads")) { dir in
             var ids: [String] = []

@@ -258,6 +258,15 @@ public final class S3BlobStore: BlobStore {
         _ = try await Self.concurrentMap(parts, width: Self.concurrentRequests) { try await connection.deleteObject($0) }
     }
 
+    public func uploadLastModified(id: String) async throws -> Int64? {
+        try check(id)
+        // Without its marker the upload is gone, but objects left under its prefix (a writer that lost a race
+        // with the removal) are still data to purge: they count too.
+        let objects = try await connection().listObjects(prefix: layout.uploadPrefix(id)).objects
+        guard !objects.isEmpty else { return nil }
+        return objects.compactMap(\.lastModified).max() ?? 0
+    }
+
     public func listUploads() async throws -> [String] {
         let uploads = layout.uploadsPrefix
         return try await connection().listObjects(prefix: uploads, delimiter: "/").commonPrefixes.compactMap { prefix in

@@ -163,6 +163,8 @@ struct S3Connection: Sendable {
 struct S3Object: Sendable, Equatable {
     var key: String
     var size: Int64
+    /// `LastModified`, seconds since 1970 (nil when the listing had none we could read).
+    var lastModified: Int64? = nil
 }
 
 extension S3Connection {
@@ -219,7 +221,7 @@ extension S3Connection {
             let document = String(buffer: body)[...]
             for entry in S3XML.elements("Contents", in: document) {
                 guard let key = S3XML.text("Key", in: entry), let size = S3XML.text("Size", in: entry).flatMap({ Int64($0) }) else { continue }
-                objects.append(S3Object(key: key, size: size))
+                objects.append(S3Object(key: key, size: size, lastModified: S3XML.text("LastModified", in: entry).flatMap(Self.epochSeconds)))
             }
             for entry in S3XML.elements("CommonPrefixes", in: document) {
                 if let prefix = S3XML.text("Prefix", in: entry) { prefixes.append(prefix) }
@@ -228,6 +230,32 @@ extension S3Connection {
             continuation = truncated ? S3XML.text("NextContinuationToken", in: document) : nil
         } while continuation != nil
         return (objects, prefixes)
+    }
+
+    /// `2026-11-29T07:35:42.000Z` → seconds since 1970 (S3 listings are always UTC).
+    static func epochSeconds(_ text: String) -> Int64? {
+        let digits = Array(text.utf8)
+        func number(_ from: Int, _ count: Int) -> Int64? {
+            guard from + count <= digits.count else { return nil }
+            var value: Int64 = 0
+            for c in digits[from..<(from + count)] {
+                guard c >= 48, c <= 57 else { return nil }
+                value = value * 10 + Int64(c - 48)
+            }
+            return value
+        }
+        guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2),
+              let hour = number(11, 2), let minute = number(14, 2), let second = number(17, 2),
+              (1...12).contains(month), (1...31).contains(day)
+        else { return nil }
+        // Days from 1970-01-01 to the date (proleptic Gregorian calendar).
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        return days * 86_400 + hour * 3600 + minute * 60 + second
     }
 
     // MARK: Multipart uploads

@@ -1,8 +1,11 @@
 import BerthCore
+import BerthRegistry
 import BerthServer
+import BerthStorage
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
+import Logging
 import NIOCore
 import Testing
 
@@ -35,6 +38,23 @@ struct BlobAPITests {
                 #expect(String(buffer: r.body) == #"{"blob store":{"healthy":true},"metadata store":{"healthy":true}}"#)
             }
         }
+    }
+
+    @Test func purgeTakesIdleSessionsAndOldOrphansButNotFreshData() async throws {
+        let t = try TestRegistry()
+        defer { t.cleanUp() }
+        let registry = try await BerthApplication.buildRegistry(t.configuration, logger: Logger(label: "test"))
+        let image = ImageRef(repository: "docker-hosted", image: "team/app")
+        let session = try await registry.startUpload(in: image)
+        // Data without a session, as another node's monolithic upload in flight looks from here.
+        try await registry.blobs.createUpload(id: "0123456789abcdef0123456789abcdef")
+        #expect(try await registry.purgeUploads(olderThan: 3600) == 0)
+        #expect(try await registry.uploadStatus(session.id, in: image).size == 0)
+        // Everything is idle longer than -10 seconds: both go.
+        #expect(try await registry.purgeUploads(olderThan: -10) == 2)
+        #expect(try await registry.blobs.listUploads() == [])
+        await #expect(throws: RegistryError.self) { _ = try await registry.uploadStatus(session.id, in: image) }
+        await registry.shutdown()
     }
 
     @Test func monolithicPushThenHeadGetAndRanges() async throws {

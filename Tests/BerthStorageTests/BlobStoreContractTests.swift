@@ -1,6 +1,7 @@
 import BerthCore
 import BerthStorage
 import BerthStorageFile
+import Foundation
 import NIOCore
 import Testing
 
@@ -29,6 +30,7 @@ enum BlobStoreContract {
         Check("append continues at the current end", appendContinues),
         Check("abandon keeps what was written", abandonKeeps),
         Check("readableEnd: what readers of an upload in progress may read", readableEnd),
+        Check("uploadLastModified: recent for data just written, nil for no upload", uploadLastModified),
         Check("only the readable bytes of a buffer are written", readableBytesOnly),
         Check("an empty blob", emptyBlob),
         Check("a sha512 blob", sha512Blob),
@@ -270,6 +272,16 @@ enum BlobStoreContract {
         #expect(previous >= 8 << 20)
         try await handle.finish()
         #expect(try await c.store.uploadSize(id: "streaming") == Int64(data.count))
+    }
+
+    static func uploadLastModified(_ c: Context) async throws {
+        let now = Int64(Date().timeIntervalSince1970)
+        #expect(try await c.store.uploadLastModified(id: "never") == nil)
+        try await upload(c.store, id: "recent", [Array("abc".utf8)])
+        let modified = try #require(try await c.store.uploadLastModified(id: "recent"))
+        #expect(abs(modified - now) <= 60, "\(modified) vs \(now)")
+        try await c.store.deleteUpload(id: "recent")
+        #expect(try await c.store.uploadLastModified(id: "recent") == nil)
     }
 
     static func readableBytesOnly(_ c: Context) async throws {
