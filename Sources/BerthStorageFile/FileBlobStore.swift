@@ -168,8 +168,14 @@ struct FileReadHandle: BlobReadHandle {
 /// Appends to an upload file, gathering small network buffers into larger writes.
 actor FileUploadHandle: UploadWriteHandle {
     private let handle: WriteFileHandle
+    /// Where the next gathered chunk goes.
     private var offset: Int64
+    /// The end of the bytes already in the file (readers may read up to here).
+    private var writtenEnd: Int64
     private var pending: ByteBuffer
+    /// The chunk being written: one write is in flight while the caller goes on (hashing the next bytes),
+    /// so digesting and writing overlap instead of taking turns.
+    private var inflight: Task<Int64, any Error>?
     private var closed = false
 
     /// Writes are issued once this much is gathered: fewer, larger system calls.
@@ -178,6 +184,7 @@ actor FileUploadHandle: UploadWriteHandle {
     init(handle: WriteFileHandle, offset: Int64) {
         self.handle = handle
         self.offset = offset
+        self.writtenEnd = offset
         self.pending = ByteBuffer()
     }
 
@@ -195,11 +202,23 @@ actor FileUploadHandle: UploadWriteHandle {
         }
     }
 
-    func readableEnd() -> Int64 { offset }
+    func readableEnd() -> Int64 { writtenEnd }
 
+    /// Waits for the write in flight, then starts writing `chunk` without waiting for it.
     private func flush(_ chunk: ByteBuffer) async throws {
-        let written = try await handle.write(contentsOf: chunk.readableBytesView, toAbsoluteOffset: offset)
-        offset += written
+        try await settle()
+        let at = offset
+        offset += Int64(chunk.readableBytes)
+        inflight = Task { [handle] in
+            try await handle.write(contentsOf: chunk.readableBytesView, toAbsoluteOffset: at)
+        }
+    }
+
+    /// Waits for the write in flight, if any.
+    private func settle() async throws {
+        guard let task = inflight else { return }
+        inflight = nil
+        writtenEnd += try await task.value
     }
 
     func finish() async throws {
@@ -211,6 +230,7 @@ actor FileUploadHandle: UploadWriteHandle {
                 pending = ByteBuffer()
                 try await flush(chunk)
             }
+            try await settle()
             try await handle.close()
         } catch {
             try? await handle.close()
@@ -227,6 +247,7 @@ actor FileUploadHandle: UploadWriteHandle {
             pending = ByteBuffer()
             try? await flush(chunk)
         }
+        try? await settle()
         try? await handle.close()
     }
 }
