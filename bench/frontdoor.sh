@@ -210,7 +210,7 @@ out=$(cat <<MD
 | Start with 5,000 host + 500 port routes (until the last port answers) | ${MANY_START} s |
 | Manifest GET through a host route, 1 route | ${r_one} req/s, p99 ${p_one} ms |
 | Manifest GET through a host route, 5,000 host + 500 port routes | ${r_many} req/s, p99 ${p_many} ms |
-| Request rate with many routes / with one (median of per-round ratios: $(tr '\n' ' ' <<<"$route_ratios")) | $(printf '%.2f' "$r_ratio")× |
+| Request rate with many routes / with one (median of per-round ratios: ${route_ratios% }) | $(printf '%.2f' "$r_ratio")× |
 | Blob pull direct from distribution | ${sp_direct} MiB/s |
 | Same pull through a Berth \`upstream:\` route | ${sp_berth} MiB/s ($(ratio "$sp_berth" "$sp_direct")× direct; Berth peak RSS ${up_rss} MiB) |
 | Same pull through nginx \`proxy_pass\` (the guide's settings) | ${sp_nginx} MiB/s ($(ratio "$sp_nginx" "$sp_direct")× direct) |

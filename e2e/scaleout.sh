@@ -91,6 +91,12 @@ for node in "A $A" "B $B"; do
     "$(jq -r '[.["blob store"].healthy, .["metadata store"].healthy] | map(tostring) | join(" ")' "$WORK/resp.body")"
 done
 
+section "the command line works on the shared database"
+check "berth user add with node A's configuration" \
+  bash -c "echo e2e-password | '$BERTH_BIN' user add ci-bot --role admin --password-stdin --config '$WORK/a.yml' --data '$WORK/data-a'"
+check "berth user list with node B's configuration shows the user" \
+  bash -c "'$BERTH_BIN' user list --config '$WORK/b.yml' --data '$WORK/data-b' | grep -q ci-bot"
+
 section "nginx: round-robin load balancer in front of both nodes"
 mkdir -p "$WORK/lb"
 cat >"$WORK/lb/proxy.conf" <<EOF

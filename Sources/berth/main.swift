@@ -144,10 +144,10 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "Berth's data folder.")
     var data: String = BerthConfiguration.defaultDataDirectory
 
-    func administration() throws -> Administration {
+    func administration() async throws -> Administration {
         do {
             let configuration = try config.map { try ConfigurationLoader.load(path: $0, dataDirectory: data) } ?? .defaults(dataDirectory: data)
-            return try Administration.open(configuration)
+            return try await Administration.open(configuration)
         } catch {
             printError("berth: \(error)")
             throw ExitCode(2)
@@ -187,7 +187,7 @@ struct User: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let admin = try store.administration()
+            let admin = try await store.administration()
             let (password, generated) = try readPassword(fromStdin: passwordStdin)
             do { try await admin.addUser(name, password: password, roles: roles) } catch { throw fail(error) }
             print(generated ? "added \(name); password: \(password)" : "added \(name)")
@@ -201,7 +201,7 @@ struct User: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let admin = try store.administration()
+            let admin = try await store.administration()
             let (password, generated) = try readPassword(fromStdin: passwordStdin)
             do { try await admin.setPassword(name, password: password) } catch { throw fail(error) }
             print(generated ? "password of \(name): \(password)" : "password of \(name) changed")
@@ -213,7 +213,7 @@ struct User: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let admin = try store.administration()
+            let admin = try await store.administration()
             do {
                 for user in try await admin.users() { print("\(user.name)\t\(user.roles.joined(separator: ","))") }
             } catch { throw fail(error) }
@@ -226,7 +226,7 @@ struct User: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let admin = try store.administration()
+            let admin = try await store.administration()
             do { try await admin.removeUser(name) } catch { throw fail(error) }
             print("removed \(name)")
         }
@@ -253,7 +253,7 @@ struct Token: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let admin = try store.administration()
+            let admin = try await store.administration()
             do {
                 let token = try await admin.createToken(name, roles: roles)
                 print("token \(token.id) (\(name)): \(token.secret)")
@@ -266,7 +266,7 @@ struct Token: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let admin = try store.administration()
+            let admin = try await store.administration()
             do {
                 for token in try await admin.tokens() {
                     print("\(token.id)\t\(token.name)\t\(token.roles.joined(separator: ","))\t\(token.revoked ? "revoked" : "active")")
@@ -281,7 +281,7 @@ struct Token: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let admin = try store.administration()
+            let admin = try await store.administration()
             do { try await admin.revokeToken(id) } catch { throw fail(error) }
             print("revoked \(id)")
         }

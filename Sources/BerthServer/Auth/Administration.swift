@@ -1,8 +1,10 @@
 import BerthRegistry
 import BerthStorage
+import BerthStoragePostgres
 import BerthStorageSQLite
 import Foundation
 import HummingbirdBcrypt
+import Logging
 
 /// User and service-token administration for the command line (`berth user …`, `berth token …`), working
 /// on the same database as the server; every change goes to the audit log.
@@ -11,13 +13,20 @@ public struct Administration: Sendable {
     let audit: AuditLog
     let knownRoles: Set<String>
 
-    /// Opens the metadata database of a configuration.
-    public static func open(_ config: BerthConfiguration) throws -> Administration {
-        guard case .sqlite(let path) = config.metadata else { throw AuthError(message: "unsupported metadata store") }
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw AuthError(message: "no Berth database at \(path); start berth serve with the same --data/--config once first")
+    /// Opens the metadata database of a configuration (the SQLite file, or the PostgreSQL every node shares).
+    public static func open(_ config: BerthConfiguration) async throws -> Administration {
+        let store: any IdentityStore
+        switch config.metadata {
+        case .sqlite(let path):
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw AuthError(message: "no Berth database at \(path); start berth serve with the same --data/--config once first")
+            }
+            store = try SQLiteMetadataStore(path: path)
+        case .postgres(let url, _):
+            var logger = Logger(label: "berth")
+            logger.logLevel = .warning
+            store = try await PostgresMetadataStore(url: url, maxConnections: 2, logger: logger)
         }
-        let store = try SQLiteMetadataStore(path: path)
         var roles: Set<String> = [AccessPolicy.adminRole.name]
         for role in config.auth?.roles ?? [] { roles.insert(role.name) }
         return Administration(store: store, audit: AuditLog(path: config.dataDirectory + "/audit.log"), knownRoles: roles)
