@@ -131,15 +131,16 @@ extension Registry {
             tracker.remove(record.id)
             removed += 1
         }
-        // Data without a session: a crash between creating and recording it, a monolithic upload that died, or
-        // one that another node is writing right now — which is why only data idle as long as a session may
-        // be is taken.
+        // Data without a session: a crash between creating and recording it, or a monolithic upload that died.
+        // In a store several nodes write it may also be another node's upload in flight, so there only data
+        // idle as long as a session may be is taken; in a node's own folder, its busy uploads are known.
         for id in try await blobs.listUploads() where !tracker.isBusy(id) {
-            if try await metadata.upload(id: id) == nil, !tracker.isBusy(id),
-               let modified = try await blobs.uploadLastModified(id: id), modified < Self.now() - maxAge {
-                try await blobs.deleteUpload(id: id)
-                removed += 1
+            guard try await metadata.upload(id: id) == nil, !tracker.isBusy(id) else { continue }
+            if blobs.isShared {
+                guard let modified = try await blobs.uploadLastModified(id: id), modified < Self.now() - maxAge else { continue }
             }
+            try await blobs.deleteUpload(id: id)
+            removed += 1
         }
         if removed > 0 { logger.info("purged abandoned uploads", metadata: ["count": "\(removed)"]) }
         return removed

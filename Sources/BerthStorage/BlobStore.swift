@@ -56,6 +56,9 @@ public protocol BlobWriter: Sendable {
     /// Several nodes purge one store: data another node is still writing is recent, so it is never taken
     /// for an orphan.
     func uploadLastModified(id: String) async throws -> Int64?
+    /// Whether several nodes write this store (object storage), so upload data without a session may belong to
+    /// a request on another node. A folder belongs to one node, whose own requests are known to it.
+    var isShared: Bool { get }
 }
 
 /// Removal of committed blobs (garbage collection only: repositories unlink, they never delete bytes).

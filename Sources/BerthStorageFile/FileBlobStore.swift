@@ -108,6 +108,8 @@ public struct FileBlobStore: BlobStore {
         try await fileSystem.removeItem(at: uploadPath(id), strategy: .sequential)
     }
 
+    public var isShared: Bool { false }
+
     public func uploadLastModified(id: String) async throws -> Int64? {
         try await fileSystem.info(forFileAt: uploadPath(id)).map { Int64($0.lastDataModificationTime.seconds) }
     }

@@ -258,6 +258,8 @@ public final class S3BlobStore: BlobStore {
         _ = try await Self.concurrentMap(parts, width: Self.concurrentRequests) { try await connection.deleteObject($0) }
     }
 
+    public var isShared: Bool { true }
+
     public func uploadLastModified(id: String) async throws -> Int64? {
         try check(id)
         // Without its marker the upload is gone, but objects left under its prefix (a writer that lost a race

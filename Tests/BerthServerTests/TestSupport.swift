@@ -20,6 +20,8 @@ struct TestRegistry {
     var repositories: [RepositoryDefinition]?
     /// Turns access control on.
     var auth: AuthConfiguration?
+    /// Replaces the folder blob store (e.g. with S3 on the test's moto server).
+    var blobs: BerthConfiguration.BlobStorage?
 
     init() throws {
         dataDirectory = NSTemporaryDirectory() + "berth-test-" + UUID().uuidString
@@ -33,6 +35,7 @@ struct TestRegistry {
         config.frontDoor = frontDoor
         config.trustedProxies = trustedProxies
         config.auth = auth
+        if let blobs { config.blobs = blobs }
         return config
     }
 
