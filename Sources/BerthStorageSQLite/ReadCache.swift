@@ -8,15 +8,11 @@ import NIOConcurrencyHelpers
 /// read is still current. So an answer read before a commit never outlives that commit, whatever the
 /// interleaving. Bounded by an approximate byte budget; over it, everything is dropped (cheap, and a cache
 /// this small refills in milliseconds).
-final class ReadCache: Sendable {
+final class ReadCache<Value: Sendable>: Sendable {
     private struct State {
         var generation: UInt64 = 0
-        var entries: [String: Entry] = [:]
+        var entries: [String: Value] = [:]
         var bytes = 0
-    }
-
-    private struct Entry {
-        var value: any Sendable
     }
 
     private let state = NIOLockedValueBox(State())
@@ -27,9 +23,9 @@ final class ReadCache: Sendable {
     }
 
     /// The cached answer for `key`, else `load()`'s, kept when no write happened meanwhile.
-    func value<T: Sendable>(_ key: String, cost: (T) -> Int, _ load: () async throws -> T) async throws -> T {
-        let (hit, generation): (T?, UInt64) = state.withLockedValue { state in
-            (state.entries[key].flatMap { $0.value as? T }, state.generation)
+    func value(_ key: String, cost: (Value) -> Int, _ load: () async throws -> Value) async throws -> Value {
+        let (hit, generation): (Value?, UInt64) = state.withLockedValue { state in
+            (state.entries[key], state.generation)
         }
         if let hit { return hit }
         let value = try await load()
@@ -41,7 +37,7 @@ final class ReadCache: Sendable {
                     state.entries.removeAll(keepingCapacity: true)
                     state.bytes = 0
                 }
-                state.entries[key] = Entry(value: value)
+                state.entries[key] = value
                 state.bytes += size
             }
         }

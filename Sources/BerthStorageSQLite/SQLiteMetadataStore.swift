@@ -12,7 +12,11 @@ import GRDB
 /// of them (the command line writes users and tokens only), and every write invalidates it after committing.
 public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     private let pool: DatabasePool
-    private let cache = ReadCache(budget: 8 << 20)
+    // One cache per kind of answer (no casts on the hot path); every write invalidates all of them.
+    private let manifestCache = ReadCache<ManifestRecord?>(budget: 6 << 20)
+    private let linkCache = ReadCache<Int64?>(budget: 512 << 10)
+    private let tagListCache = ReadCache<[String]?>(budget: 1 << 20)
+    private let tagCache = ReadCache<TagState?>(budget: 512 << 10)
 
     /// Opens (creating if needed) and migrates the database at `path`.
     public init(path: String) throws {
@@ -87,7 +91,12 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
 
     /// A write that can change cached answers: the cache is invalidated once it committed (or failed).
     private func write<T: Sendable>(_ updates: @Sendable (Database) throws -> T) async throws -> T {
-        defer { cache.invalidate() }
+        defer {
+            manifestCache.invalidate()
+            linkCache.invalidate()
+            tagListCache.invalidate()
+            tagCache.invalidate()
+        }
         return try await pool.write(updates)
     }
 
@@ -123,7 +132,7 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     }
 
     public func linkedBlobSize(_ digest: Digest, in image: ImageRef) async throws -> Int64? {
-        try await cache.value(Self.key("link", image.repository, image.image, digest.description), cost: { _ in 16 }) {
+        try await linkCache.value(Self.key("link", image.repository, image.image, digest.description), cost: { _ in 16 }) {
             try await self.linkedBlobSizeUncached(digest, in: image)
         }
     }
@@ -204,7 +213,7 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     }
 
     public func manifest(_ digest: Digest, in image: ImageRef) async throws -> ManifestRecord? {
-        try await cache.value(Self.key("manifest", image.repository, image.image, digest.description), cost: Self.cost) {
+        try await manifestCache.value(Self.key("manifest", image.repository, image.image, digest.description), cost: Self.cost) {
             try await self.manifestUncached(digest, in: image)
         }
     }
@@ -224,7 +233,7 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     }
 
     public func manifest(tag: String, in image: ImageRef) async throws -> ManifestRecord? {
-        try await cache.value(Self.key("tagged", image.repository, image.image, tag), cost: Self.cost) {
+        try await manifestCache.value(Self.key("tagged", image.repository, image.image, tag), cost: Self.cost) {
             try await self.manifestUncached(tag: tag, in: image)
         }
     }
@@ -271,7 +280,7 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     }
 
     public func tags(in image: ImageRef, after last: String?, limit: Int) async throws -> [String]? {
-        try await cache.value(Self.key("tags", image.repository, image.image, last ?? "", String(limit)), cost: { tags in
+        try await tagListCache.value(Self.key("tags", image.repository, image.image, last ?? "", String(limit)), cost: { tags in
             (tags ?? []).reduce(32) { $0 + $1.utf8.count + 16 }
         }) {
             try await self.tagsUncached(in: image, after: last, limit: limit)
@@ -291,13 +300,13 @@ public final class SQLiteMetadataStore: MetadataStore, IdentityStore {
     }
 
     public func tag(_ tag: String, in image: ImageRef) async throws -> (digest: Digest, updatedAt: Int64)? {
-        let found: TagState? = try await cache.value(Self.key("tag", image.repository, image.image, tag), cost: { _ in 96 }) {
+        let found: TagState? = try await tagCache.value(Self.key("tag", image.repository, image.image, tag), cost: { _ in 96 }) {
             try await self.tagUncached(tag, in: image).map { TagState(digest: $0.digest, updatedAt: $0.updatedAt) }
         }
         return found.map { ($0.digest, $0.updatedAt) }
     }
 
-    private struct TagState: Sendable {
+    struct TagState: Sendable {
         var digest: Digest
         var updatedAt: Int64
     }

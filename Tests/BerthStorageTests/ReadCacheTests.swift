@@ -5,7 +5,7 @@ import Testing
 struct ReadCacheTests {
     @Test("a hit skips the load; a write drops everything")
     func hitsAndInvalidation() async throws {
-        let cache = ReadCache(budget: 1 << 20)
+        let cache = ReadCache<String>(budget: 1 << 20)
         var loads = 0
         for _ in 0..<3 {
             let value = try await cache.value("k", cost: { _ in 8 }) { loads += 1; return "v1" }
@@ -18,7 +18,7 @@ struct ReadCacheTests {
 
     @Test("an answer read before a write committed is not kept after it")
     func readRacingAWrite() async throws {
-        let cache = ReadCache(budget: 1 << 20)
+        let cache = ReadCache<String>(budget: 1 << 20)
         // The load sees the old value, and the write's invalidation lands while the load is still running.
         let stale = try await cache.value("tag", cost: { _ in 8 }) { () async -> String in
             cache.invalidate()
@@ -30,7 +30,7 @@ struct ReadCacheTests {
 
     @Test("the budget bounds what is kept")
     func budget() async throws {
-        let cache = ReadCache(budget: 8 << 10)
+        let cache = ReadCache<Int>(budget: 8 << 10)
         var loads = 0
         for i in 0..<100 {
             _ = try await cache.value("k\(i)", cost: { _ in 900 }) { loads += 1; return i }
