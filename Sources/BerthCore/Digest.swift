@@ -95,15 +95,7 @@ public struct DigestHasher: Sendable {
         case .sha256(let h): bytes = Array(h.finalize())
         case .sha512(let h): bytes = Array(h.finalize())
         }
-        // The hex is built by hand: it is on the commit path of every blob.
-        let table: [UInt8] = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes {
-            out.append(table[Int(b >> 4)])
-            out.append(table[Int(b & 0x0F)])
-        }
         // The force-try cannot fail: the encoding is lowercase hex of the right length by construction.
-        return try! Digest(algorithm: algorithm, hex: String(decoding: out, as: UTF8.self))
+        return try! Digest(algorithm: algorithm, hex: Hex.lowercase(bytes))
     }
 }

@@ -223,16 +223,7 @@ extension Registry {
     }
 
     static func newUploadID() -> String {
-        var rng = SystemRandomNumberGenerator()
-        let table = Array("0123456789abcdef".utf8)
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(32)
-        for _ in 0..<16 {
-            let b = UInt8.random(in: 0...255, using: &rng)
-            bytes.append(table[Int(b >> 4)])
-            bytes.append(table[Int(b & 0x0F)])
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        Hex.random(bytes: 16)
     }
 
     /// Upload ids are ours: 32 lowercase hex digits. Anything else never reaches the store (no path tricks).

@@ -1,3 +1,4 @@
+import BerthCore
 import Crypto
 import Foundation
 
@@ -98,14 +99,14 @@ public struct SigV4Signer: Sendable {
     /// The string to sign and its signature, for a canonical request.
     private func finish(_ canonicalRequest: String, timestamp: String) -> (stringToSign: String, signature: String) {
         let stringToSign = [
-            Self.algorithm, timestamp, scope(timestamp), Self.hex(SHA256.hash(data: Array(canonicalRequest.utf8))),
+            Self.algorithm, timestamp, scope(timestamp), Hex.lowercase(SHA256.hash(data: Array(canonicalRequest.utf8))),
         ].joined(separator: "\n")
         // The signing key is derived from the secret through the date, region and service, in that order.
         var key = SymmetricKey(data: Array("AWS4\(secretKey)".utf8))
         for part in [String(timestamp.prefix(8)), region, service, "aws4_request"] {
             key = SymmetricKey(data: Array(HMAC<SHA256>.authenticationCode(for: Array(part.utf8), using: key)))
         }
-        let signature = Self.hex(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
+        let signature = Hex.lowercase(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
         return (stringToSign, signature)
     }
 
@@ -182,20 +183,9 @@ public struct SigV4Signer: Sendable {
             + pad(secondOfDay / 3600, 2) + pad(secondOfDay % 3600 / 60, 2) + pad(secondOfDay % 60, 2) + "Z"
     }
 
-    /// Lowercase hex of a digest or MAC.
-    public static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
     /// Hex SHA-256 of a body the caller holds (the payload hash of a signed payload).
     public static func payloadHash(_ bytes: some Sequence<UInt8>) -> String {
-        hex(SHA256.hash(data: Array(bytes)))
+        Hex.lowercase(SHA256.hash(data: Array(bytes)))
     }
 
     /// Leading and trailing spaces removed, inner runs of spaces folded to one (SigV4's header value rule).

@@ -199,8 +199,7 @@ final class Authenticator: Sendable {
     // MARK: Helpers
 
     static func randomHex(bytes: Int) -> String {
-        var rng = SystemRandomNumberGenerator()
-        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+        Hex.random(bytes: bytes)
     }
 
     static func sha256Hex(_ text: String) -> String {
