@@ -162,7 +162,7 @@ let package = Package(
         .testTarget(
             name: "BerthServerTests",
             dependencies: [
-                "BerthServer", "BerthCore", "BerthStorage", "BerthRegistry", "BerthUpstream",
+                "BerthServer", "BerthCore", "BerthStorage", "BerthRegistry", "BerthUpstream", "BerthStorageS3",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

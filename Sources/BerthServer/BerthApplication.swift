@@ -55,11 +55,7 @@ public enum BerthApplication {
         case .filesystem(let path):
             return try await FileBlobStore(root: path)
         case .s3(let settings):
-            var configuration = S3BlobStore.Configuration(
-                endpoint: settings.endpoint, region: settings.region, bucket: settings.bucket, prefix: settings.prefix,
-                accessKey: settings.accessKey, secretKey: settings.secretKey, pathStyle: settings.pathStyle,
-                redirect: settings.redirect, redirectExpiry: settings.redirectExpirySeconds)
-            configuration = configuration.fillingCredentialsFromEnvironment(ProcessInfo.processInfo.environment)
+            let configuration = settings.fillingCredentialsFromEnvironment(ProcessInfo.processInfo.environment)
             var clientConfiguration = HTTPClient.Configuration()
             clientConfiguration.timeout = .init(connect: .seconds(10), read: .seconds(120))
             clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)

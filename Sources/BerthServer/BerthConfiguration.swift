@@ -1,6 +1,7 @@
 import BerthRegistry
 import BerthStorage
 import BerthStoragePostgres
+import BerthStorageS3
 import BerthUpstream
 
 /// Everything `berth serve` needs, from the command line, a config file, or the embedded defaults.
@@ -39,7 +40,8 @@ public struct BerthConfiguration: Sendable, Equatable {
 
     public enum BlobStorage: Sendable, Equatable, CustomStringConvertible {
         case filesystem(path: String)
-        case s3(S3Settings)
+        /// Empty credentials and region are taken from the `AWS_*` environment variables at start.
+        case s3(S3BlobStore.Configuration)
 
         public var description: String {
             switch self {
@@ -49,25 +51,6 @@ public struct BerthConfiguration: Sendable, Equatable {
         }
     }
 
-    /// `storage.blobs` of type `s3`. Empty credentials are taken from the `AWS_*` environment variables.
-    public struct S3Settings: Sendable, Equatable {
-        public var endpoint: String
-        /// Empty: `AWS_REGION` / `AWS_DEFAULT_REGION`, else us-east-1.
-        public var region: String = ""
-        public var bucket: String
-        public var prefix: String = ""
-        public var accessKey: String = ""
-        public var secretKey: String = ""
-        public var pathStyle: Bool = true
-        /// Answer blob `GET`s with a redirect to a presigned URL, valid this many seconds.
-        public var redirect: Bool = false
-        public var redirectExpirySeconds: Int = 300
-
-        public init(endpoint: String, bucket: String) {
-            self.endpoint = endpoint
-            self.bucket = bucket
-        }
-    }
 
     public enum MetadataStorage: Sendable, Equatable, CustomStringConvertible {
         case sqlite(path: String)

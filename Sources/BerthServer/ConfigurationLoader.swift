@@ -1,6 +1,7 @@
 import BerthCore
 import BerthRegistry
 import BerthStorage
+import BerthStorageS3
 import BerthUpstream
 import Foundation
 import NIOCore
@@ -329,7 +330,7 @@ public enum ConfigurationLoader {
         }
     }
 
-    private static func s3(_ m: Node.Mapping, _ node: Node, _ reader: Reader) throws(ConfigurationError) -> BerthConfiguration.S3Settings {
+    private static func s3(_ m: Node.Mapping, _ node: Node, _ reader: Reader) throws(ConfigurationError) -> S3BlobStore.Configuration {
         try reader.allowOnly(m, ["type", "endpoint", "region", "bucket", "prefix", "access_key", "secret_key", "path_style", "redirect", "redirect_expiry"])
         guard let endpointNode = m["endpoint"] else { throw reader.error(node, "storage.blobs of type s3 needs an endpoint (e.g. https://s3.eu-west-1.amazonaws.com)") }
         let endpoint = try reader.string(endpointNode, "storage.blobs.endpoint")
@@ -343,13 +344,11 @@ public enum ConfigurationLoader {
         guard (3...63).contains(bucket.count), bucket.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 46 }) else {
             throw reader.error(bucketNode, "storage.blobs.bucket must be 3-63 lowercase letters, digits, '-' or '.'")
         }
-        var s3 = BerthConfiguration.S3Settings(endpoint: endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint, bucket: bucket)
+        // An empty region is filled from AWS_REGION / AWS_DEFAULT_REGION at start, else us-east-1.
+        var s3 = S3BlobStore.Configuration(
+            endpoint: endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint, region: "", bucket: bucket,
+            prefix: try m["prefix"].map { n throws(ConfigurationError) in try reader.string(n, "storage.blobs.prefix") } ?? "")
         if let n = m["region"] { s3.region = try reader.string(n, "storage.blobs.region") }
-        if let n = m["prefix"] {
-            var prefix = try reader.string(n, "storage.blobs.prefix")
-            while prefix.hasPrefix("/") { prefix.removeFirst() }
-            s3.prefix = prefix
-        }
         if let n = m["access_key"] { s3.accessKey = try reader.string(n, "storage.blobs.access_key") }
         if let n = m["secret_key"] { s3.secretKey = try reader.string(n, "storage.blobs.secret_key") }
         if let n = m["path_style"] {
@@ -361,8 +360,8 @@ public enum ConfigurationLoader {
             s3.redirect = b
         }
         if let n = m["redirect_expiry"] {
-            s3.redirectExpirySeconds = try reader.integer(n, "storage.blobs.redirect_expiry (seconds)", min: 1)
-            guard s3.redirectExpirySeconds <= 604_800 else { throw reader.error(n, "storage.blobs.redirect_expiry is at most 604800 seconds (7 days, S3's limit)") }
+            s3.redirectExpiry = try reader.integer(n, "storage.blobs.redirect_expiry (seconds)", min: 1)
+            guard s3.redirectExpiry <= 604_800 else { throw reader.error(n, "storage.blobs.redirect_expiry is at most 604800 seconds (7 days, S3's limit)") }
         }
         return s3
     }

@@ -1,6 +1,7 @@
 import BerthCore
 import BerthRegistry
 import BerthServer
+import BerthStorageS3
 import BerthStorage
 import Foundation
 import HTTPTypes
@@ -61,7 +62,7 @@ struct BlobAPITests {
     func purgeOnAStoreSeveralNodesShareKeepsFreshOrphans() async throws {
         var t = try TestRegistry()
         defer { t.cleanUp() }
-        var s3 = BerthConfiguration.S3Settings(endpoint: ProcessInfo.processInfo.environment["BERTH_TEST_S3_ENDPOINT"]!, bucket: "berth-server-tests")
+        var s3 = S3BlobStore.Configuration(endpoint: ProcessInfo.processInfo.environment["BERTH_TEST_S3_ENDPOINT"]!, bucket: "berth-server-tests")
         s3.prefix = "purge-\(UUID().uuidString.lowercased())/"
         s3.accessKey = "test"
         s3.secretKey = "test"

@@ -1,5 +1,6 @@
 import BerthRegistry
 import BerthServer
+import BerthStorageS3
 import BerthUpstream
 import Testing
 
@@ -36,13 +37,13 @@ struct ConfigurationTests {
                        access_key: AK, secret_key: SK, path_style: false, redirect: true, redirect_expiry: 60 }
               metadata: { type: postgres, url: "postgres://berth:pw@db:5432/berth", max_connections: 5 }
             """, file: "berth.yml")
-        var s3 = BerthConfiguration.S3Settings(endpoint: "http://127.0.0.1:9000", bucket: "berth-blobs")
+        var s3 = S3BlobStore.Configuration(endpoint: "http://127.0.0.1:9000", region: "", bucket: "berth-blobs")
         s3.prefix = "registry/"
         s3.accessKey = "AK"
         s3.secretKey = "SK"
         s3.pathStyle = false
         s3.redirect = true
-        s3.redirectExpirySeconds = 60
+        s3.redirectExpiry = 60
         #expect(config.blobs == .s3(s3))
         #expect(config.metadata == .postgres(url: "postgres://berth:pw@db:5432/berth", maxConnections: 5))
         // What start-up logs: never the password.
