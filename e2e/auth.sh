@@ -21,11 +21,8 @@ on_cleanup() { sed -i "/$HOSTS_TAG/d" /etc/hosts 2>/dev/null || true; }
 # start_secured NAME CONFIG DATA PORT: like start_berth, but ready when the status endpoint answers
 # (with access control on, /v2/ answers 401).
 start_secured() {
-  local name=$1 config=$2 data=$3 port=$4 log="$WORK/$1.log"
-  mkdir -p "$data"
-  (wait_for_binary; cd "$WORK" && exec "$BERTH_BIN" serve --config "$config" --data "$data") >>"$log" 2>&1 &
-  started "$name"
-  await_server "$name" "$log" "http://127.0.0.1:$port/service/rest/v1/status"
+  launch_berth "$1" "$2" "$3"
+  await_server "$1" "$WORK/$1.log" "http://127.0.0.1:$4/service/rest/v1/status"
 }
 
 ensure_packages skopeo umoci openssl jq curl podman

@@ -15,7 +15,7 @@
 #               abs_url, next_location, with_digest, location_path
 #   OCI layouts layout_digest, blob_path, reachable_blobs, same_blobs
 #   images      add_layer, build_app_and_multi ($SRC/app and $SRC/multi)
-#   servers     wait_for_binary, start_berth (with a config file), write_distribution_config,
+#   servers     wait_for_binary, start_berth and launch_berth (with a config file), write_distribution_config,
 #               start_distribution (Debian's docker-registry), start_nginx
 #
 # Settings the scripts give (read when a function runs): SKOPEO_TIMEOUT, CURL_TIMEOUT (seconds);
@@ -523,13 +523,18 @@ wait_for_binary() {
 # start_berth NAME CONFIG DATA MAIN_PORT: start `berth serve` as server NAME (log $WORK/NAME.log)
 # and wait for GET /v2/ on its main listener.
 start_berth() {
-  local name=$1 config=$2 data=$3 port=$4 log="$WORK/$1.log"
+  launch_berth "$1" "$2" "$3"
+  await_server "$1" "$WORK/$1.log" "http://127.0.0.1:$4/v2/"
+}
+
+# launch_berth NAME CONFIG DATA: start_berth without waiting (to start several at once).
+launch_berth() {
+  local name=$1 config=$2 data=$3 log="$WORK/$1.log"
   mkdir -p "$data"
   echo "# --- start $(date +%T) ---" >>"$log"
   # cwd elsewhere: certificate paths must resolve relative to the config file's folder.
   (wait_for_binary; cd / && exec "$BERTH_BIN" serve --config "$config" --data "$data") >>"$log" 2>&1 &
   started "$name"
-  await_server "$name" "$log" "http://127.0.0.1:$port/v2/"
 }
 
 # write_distribution_config FILE STORAGE_DIR PORT: configuration of Debian's docker-registry on

@@ -66,14 +66,8 @@ C="http://127.0.0.1:$PC"
 start_node() { start_berth "node-$1" "$WORK/$1.yml" "$WORK/data-$1" "$2"; }
 
 section "two nodes start at once against an empty database"
-start_berth_bg() {
-  local name=$1 port=$2
-  mkdir -p "$WORK/data-$name"
-  (cd / && exec "$BERTH_BIN" serve --config "$WORK/$name.yml" --data "$WORK/data-$name") >>"$WORK/node-$name.log" 2>&1 &
-  started "node-$name"
-}
-start_berth_bg a "$PA"
-start_berth_bg b "$PB"
+launch_berth node-a "$WORK/a.yml" "$WORK/data-a"
+launch_berth node-b "$WORK/b.yml" "$WORK/data-b"
 await_server node-a "$WORK/node-a.log" "$A/v2/" || bail "node A starts"
 await_server node-b "$WORK/node-b.log" "$B/v2/" || bail "node B starts"
 ok "both nodes start and answer /v2/"
