@@ -166,8 +166,8 @@ check_eq "node B: the Range has the right bytes" "$(head -c 4000000 "$f" | tail 
 
 section "a tag pushed through one node is read through the other at once"
 manifest_of() { # REF NODE_URL -> digest
-  curl -s -o /dev/null -D - --max-time 10 -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
-    "$2/v2/docker-hosted/team/app/manifests/$1" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}'
+  http HEAD "$2/v2/docker-hosted/team/app/manifests/$1" -H 'Accept: application/vnd.oci.image.manifest.v1+json'
+  header Docker-Content-Digest
 }
 small_manifest=$(blob_path "$SRC/app" "$SMALL_DIGEST")
 push "push team/app:small's blobs through node A" "oci:$SRC/app:small" "docker://127.0.0.1:$PA/docker-hosted/team/app:small"
