@@ -15,15 +15,9 @@ dir=${2:?usage: test-services.sh start|stop DIR}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
-# A free loopback port below the ephemeral range (a port in it may be taken by an outgoing connection).
-pick_port() {
-    local p _
-    for _ in $(seq 1 200); do
-        p=$((10000 + RANDOM % 22000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-    done
-    return 1
-}
+# free_port: the end-to-end scripts' picker (loopback, below the kernel's ephemeral range).
+# shellcheck source=e2e/lib.sh
+. e2e/lib.sh
 
 # Runs a command as the non-root owner of the PostgreSQL data (postgres refuses to run as root).
 as_pg_user() {
@@ -49,7 +43,7 @@ start() {
 
     local bin pg_port s3_port i
     bin=$(pg_bin) || { echo "PostgreSQL binaries not found" >&2; return 1; }
-    pg_port=$(pick_port)
+    free_port pg_port
     mkdir -p "$dir/pgdata"
     if [ "$(id -u)" = 0 ]; then
         chown postgres: "$dir" "$dir/pgdata"
@@ -64,7 +58,7 @@ start() {
         || { cat "$dir/postgres.log" >&2; return 1; }
     as_pg_user "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U berth berth
 
-    s3_port=$(pick_port)
+    free_port s3_port
     (cd "$dir" && exec setsid python3 -m moto.server -H 127.0.0.1 -p "$s3_port" >"$dir/moto.log" 2>&1) &
     echo $! >"$dir/moto.pid"
     for i in $(seq 1 100); do
