@@ -45,10 +45,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The one Linux call Swift's Glibc module does not import (sync_file_range).
+        .target(name: "CBerthLinux"),
         .target(
             name: "BerthStorageFile",
             dependencies: [
-                "BerthCore", "BerthStorage",
+                "BerthCore", "BerthStorage", "CBerthLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "_NIOFileSystem", package: "swift-nio"),

@@ -1,5 +1,6 @@
 import BerthCore
 import BerthStorage
+import CBerthLinux
 import NIOCore
 import NIOPosix
 import _NIOFileSystem
@@ -167,14 +168,21 @@ struct FileReadHandle: BlobReadHandle {
     }
 }
 
-/// Appends to an upload file, gathering small network buffers into larger writes.
+/// Appends to an upload file: network buffers are gathered (by reference, not copied) into one `pwritev(2)` of
+/// about 1 MiB, and each written range is handed to the kernel's writeback at once, so the `fsync(2)` at commit
+/// finds little left to write instead of the whole blob.
 actor FileUploadHandle: UploadWriteHandle {
     private let handle: WriteFileHandle
     /// Where the next gathered chunk goes.
     private var offset: Int64
     /// The end of the bytes already in the file (readers may read up to here).
     private var writtenEnd: Int64
-    private var pending: ByteBuffer
+    /// Buffers waiting for the next write, in order.
+    private var pending: [ByteBuffer] = []
+    private var pendingBytes = 0
+    /// Small buffers are copied together instead, so a trickle of tiny reads neither pins many receive buffers nor
+    /// makes a long vector.
+    private var coalescing = ByteBuffer()
     /// The chunk being written: one write is in flight while the caller goes on (hashing the next bytes),
     /// so digesting and writing overlap instead of taking turns.
     private var inflight: Task<Int64, any Error>?
@@ -182,37 +190,59 @@ actor FileUploadHandle: UploadWriteHandle {
 
     /// Writes are issued once this much is gathered: fewer, larger system calls.
     static let gatherSize = 1 << 20
+    /// Buffers smaller than this are copied into `coalescing`.
+    static let copyBelow = 16 << 10
+    /// At most this many buffers per write (well under `IOV_MAX`).
+    static let maxVectors = 128
 
     init(handle: WriteFileHandle, offset: Int64) {
         self.handle = handle
         self.offset = offset
         self.writtenEnd = offset
-        self.pending = ByteBuffer()
     }
 
     func write(_ buffer: ByteBuffer) async throws {
-        if pending.readableBytes == 0 && buffer.readableBytes >= Self.gatherSize {
-            try await flush(buffer)
-            return
+        guard buffer.readableBytes > 0 else { return }
+        if buffer.readableBytes < Self.copyBelow {
+            var buffer = buffer
+            coalescing.writeBuffer(&buffer)
+            if coalescing.readableBytes >= Self.copyBelow * 4 { moveCoalesced() }
+        } else {
+            moveCoalesced()
+            pending.append(buffer)
+            pendingBytes += buffer.readableBytes
         }
-        var buffer = buffer
-        pending.writeBuffer(&buffer)
-        if pending.readableBytes >= Self.gatherSize {
-            let chunk = pending
-            pending = ByteBuffer()
-            try await flush(chunk)
+        if pendingBytes >= Self.gatherSize || pending.count >= Self.maxVectors {
+            try await flush()
         }
     }
 
     func readableEnd() -> Int64 { writtenEnd }
 
-    /// Waits for the write in flight, then starts writing `chunk` without waiting for it.
-    private func flush(_ chunk: ByteBuffer) async throws {
+    private func moveCoalesced() {
+        guard coalescing.readableBytes > 0 else { return }
+        pendingBytes += coalescing.readableBytes
+        pending.append(coalescing)
+        coalescing = ByteBuffer()
+    }
+
+    /// Waits for the write in flight, then starts writing what is pending without waiting for it.
+    private func flush() async throws {
+        moveCoalesced()
+        guard pendingBytes > 0 else { return }
         try await settle()
+        let chunks = pending
         let at = offset
-        offset += Int64(chunk.readableBytes)
+        offset += Int64(pendingBytes)
+        pending = []
+        pendingBytes = 0
         inflight = Task { [handle] in
-            try await handle.write(contentsOf: chunk.readableBytesView, toAbsoluteOffset: at)
+            try await handle.withUnsafeDescriptor { descriptor in
+                let written = try PositionalWrite.write(chunks, to: descriptor.rawValue, at: at)
+                // Only a hint: a failure here shows up at the fsync that makes the blob durable.
+                _ = berth_start_writeback(descriptor.rawValue, at, written)
+                return written
+            }
         }
     }
 
@@ -227,11 +257,7 @@ actor FileUploadHandle: UploadWriteHandle {
         guard !closed else { return }
         closed = true
         do {
-            if pending.readableBytes > 0 {
-                let chunk = pending
-                pending = ByteBuffer()
-                try await flush(chunk)
-            }
+            try await flush()
             try await settle()
             try await handle.close()
         } catch {
@@ -244,12 +270,55 @@ actor FileUploadHandle: UploadWriteHandle {
         guard !closed else { return }
         closed = true
         // What was gathered is written anyway: a client that resumes can continue from the real end.
-        if pending.readableBytes > 0 {
-            let chunk = pending
-            pending = ByteBuffer()
-            try? await flush(chunk)
-        }
+        try? await flush()
         try? await settle()
         try? await handle.close()
+    }
+}
+
+/// `pwritev(2)` of several buffers at an offset, until all of it is written.
+enum PositionalWrite {
+    static func write(_ chunks: [ByteBuffer], to fd: CInt, at offset: Int64) throws -> Int64 {
+        var vectors: [iovec] = []
+        vectors.reserveCapacity(chunks.count)
+        return try withVectors(chunks[...], &vectors) { vectors in
+            var vectors = vectors
+            let total = vectors.reduce(0) { $0 + $1.iov_len }
+            var done = 0
+            var first = 0
+            while done < total {
+                let count = vectors.count - first  // at most maxVectors, far below IOV_MAX (1024)
+                let n = vectors.withUnsafeBufferPointer { pwritev(fd, $0.baseAddress! + first, CInt(count), off_t(offset) + off_t(done)) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw FileStoreError(operation: "pwritev", path: "fd \(fd)", errno: errno)
+                }
+                done += n
+                // Skip what this call wrote: whole vectors, then part of the next.
+                var left = n
+                while left > 0 {
+                    if left >= vectors[first].iov_len {
+                        left -= vectors[first].iov_len
+                        first += 1
+                    } else {
+                        vectors[first].iov_base = vectors[first].iov_base.map { $0 + left }
+                        vectors[first].iov_len -= left
+                        left = 0
+                    }
+                }
+            }
+            return Int64(total)
+        }
+    }
+
+    /// Calls `body` with one `iovec` per buffer, valid while it runs (each buffer's bytes stay pinned).
+    private static func withVectors<R>(
+        _ chunks: ArraySlice<ByteBuffer>, _ vectors: inout [iovec], _ body: ([iovec]) throws -> R
+    ) throws -> R {
+        guard let first = chunks.first else { return try body(vectors) }
+        return try first.withUnsafeReadableBytes { bytes in
+            vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count))
+            return try withVectors(chunks.dropFirst(), &vectors, body)
+        }
     }
 }
