@@ -119,7 +119,6 @@ let package = Package(
                 "BerthCore", "BerthStorage", "BerthRegistry", "BerthStorageFile", "BerthStorageSQLite",
                 "BerthStoragePostgres", "BerthStorageS3",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "JWTKit", package: "jwt-kit"),

@@ -9,7 +9,6 @@ import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import HummingbirdCore
-import HummingbirdTLS
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -114,7 +113,7 @@ public enum BerthApplication {
             if let tls {
                 let store = try CertificateStore(tls)
                 stores[address.port] = store
-                server = try .tls(server, tlsConfiguration: store.serverConfiguration())
+                server = .http1CoalescingTLS(configuration: http1(config), tlsConfiguration: store.serverConfiguration())
             }
             services.append(application(address, server: server, responder: responder, services: [], logger: logger))
         }
