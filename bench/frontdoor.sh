@@ -38,9 +38,8 @@ ensure_packages() {
 ensure_packages docker-registry nginx wrk curl python3
 
 if [[ -z ${BERTH_BIN:-} ]]; then
-    log "building berth (release)"
-    (cd "$REPO_DIR" && swift build -c release --product berth >&2)
-    BERTH_BIN=$REPO_DIR/.build/release/berth
+    log "building berth (bench/build-berth.sh: release, static Swift runtime)"
+    BERTH_BIN=$("$BENCH_DIR/build-berth.sh")
 fi
 mkdir -p "$BENCH_DIR/results/tmp"
 TMP=$(mktemp -d "${BENCH_TMPDIR:-$BENCH_DIR/results/tmp}/frontdoor.XXXXXX")

@@ -307,9 +307,8 @@ build_berth() {
     fi
     if [[ -z ${BERTH_BIN:-} ]]; then
         command -v swift >/dev/null || die "swift not found: install a Swift toolchain, or set BENCH_SKIP_BERTH=1"
-        log "building Berth (swift build -c release --product berth)"
-        (cd "$REPO_DIR" && swift build -c release --product berth) >&2 || die "Berth release build failed"
-        BERTH_BIN=$REPO_DIR/.build/release/berth
+        log "building Berth (bench/build-berth.sh: release, static Swift runtime)"
+        BERTH_BIN=$("$BENCH_DIR/build-berth.sh") || die "Berth release build failed"
     fi
     [[ -x $BERTH_BIN ]] || die "no Berth binary at $BERTH_BIN"
     SERVERS+=(berth)

@@ -23,7 +23,7 @@
 # for MODE "tls"), CA_CRT (token auth of start_distribution), E2E_TIMING=1 (section and total
 # times), PULL_CHECK (wording of pull_and_compare's blob check, REF stands for the reference).
 
-BERTH_BIN=${BERTH_BIN:-/work/main/.build/debug/berth}
+BERTH_BIN=${BERTH_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.build/debug/berth}
 
 # Loopback only: never send test traffic through a proxy from the environment.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
