@@ -11,7 +11,7 @@ struct DistributionController: Sendable {
 
     /// Bytes read per step when streaming a blob out: large enough for few file-system round trips, small
     /// enough that many slow clients hold little memory.
-    static let downloadChunk = 1 << 20
+    static let downloadChunk = 512 << 10
 
     func respond(_ route: DistributionRoute, namespace: ClientNamespace, request: Request, access: AccessCheck? = nil) async throws -> Response {
         var namespace = namespace

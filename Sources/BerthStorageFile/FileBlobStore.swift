@@ -25,9 +25,6 @@ public struct FileBlobStore: BlobStore {
     public let root: FilePath
     private let fileSystem: FileSystem
 
-    /// The size of each positional read when serving a blob.
-    public static let readChunkSize = 1 << 20
-
     public init(root: String) async throws {
         self.root = FilePath(root)
         self.fileSystem = .shared
@@ -169,7 +166,7 @@ struct FileReadHandle: BlobReadHandle {
 }
 
 /// Appends to an upload file: network buffers are gathered (by reference, not copied) into one `pwritev(2)` of
-/// about 1 MiB, and each written range is handed to the kernel's writeback at once, so the `fsync(2)` at commit
+/// 512 KiB, and each written range is handed to the kernel's writeback at once, so the `fsync(2)` at commit
 /// finds little left to write instead of the whole blob.
 actor FileUploadHandle: UploadWriteHandle {
     private let handle: WriteFileHandle
@@ -189,7 +186,7 @@ actor FileUploadHandle: UploadWriteHandle {
     private var closed = false
 
     /// Writes are issued once this much is gathered: fewer, larger system calls.
-    static let gatherSize = 1 << 20
+    static let gatherSize = 512 << 10
     /// Buffers smaller than this are copied into `coalescing`.
     static let copyBelow = 16 << 10
     /// At most this many buffers per write (well under `IOV_MAX`).
