@@ -60,6 +60,8 @@ FIGURES = [
     ("rss_slow_start", "RSS before the slow-client scenario", "MiB", "lower"),
     ("slow_seconds", "Slow-client scenario, wall time (rate limit alone: {slow_ideal} s)", "s", "lower"),
     ("push_mono_vs_sha256", "Monolithic push / one-core sha256", "fraction", "higher"),
+    ("dd_write", "Reference: dd writes the blob to a new file with fsync ({blob} MiB)", "MiB/s", "higher"),
+    ("push_mono_vs_dd", "Monolithic push / dd write to a new file (same round)", "fraction", "higher"),
 ]
 
 
@@ -91,13 +93,16 @@ def per_round_ratio(by_round, num, num_server, den, den_server):
 
 
 def add_derived(samples, by_round, meta):
-    """Monolithic push throughput relative to what one core can hash (a server must hash every byte);
-    manifest GET over TLS relative to nginx's static file over TLS, and to the same GET without TLS."""
+    """Monolithic push throughput relative to what one core can hash (a server must hash every byte) and to
+    dd writing the same bytes to a new file in the same round (a server must store every byte); manifest GET over TLS relative to nginx's static file over TLS, and to the same GET without TLS."""
     sha = float(meta.get("sha256_mib_s") or 0)
     if sha > 0:
         for server, values in samples.get("push_mono", {}).items():
             samples["push_mono_vs_sha256"][server] = [v / sha for v in values]
     for server in ("berth", "distribution"):
+        vs_dd = per_round_ratio(by_round, "push_mono", server, "dd_write", "nginx")
+        if vs_dd:
+            samples["push_mono_vs_dd"][server] = vs_dd
         vs_nginx = per_round_ratio(by_round, "tls_manifest_get_rps", server, "tls_static_rps", "nginx")
         if vs_nginx:
             samples["tls_manifest_vs_nginx"][server] = vs_nginx
@@ -323,7 +328,7 @@ def markdown(doc):
         "Cells: median (min–max) over rounds. Berth/dist is the ratio of medians; "
         "whether higher or lower is better is in the unit column.",
         "",
-        "| Figure | Unit | Berth | distribution | Berth/dist | nginx |",
+        "| Figure | Unit | Berth | distribution | Berth/dist | nginx or reference |",
         "|---|---|---|---|---|---|",
     ]
     for f in doc["figures"]:
