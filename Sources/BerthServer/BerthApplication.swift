@@ -113,7 +113,7 @@ public enum BerthApplication {
             if let tls {
                 let store = try CertificateStore(tls)
                 stores[address.port] = store
-                server = .http1CoalescingTLS(configuration: http1(config), tlsConfiguration: store.serverConfiguration())
+                server = .http1OverTLS(configuration: http1(config), tlsConfiguration: store.serverConfiguration())
             }
             services.append(application(address, server: server, responder: responder, services: [], logger: logger))
         }

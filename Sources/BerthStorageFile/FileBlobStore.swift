@@ -74,9 +74,10 @@ public struct FileBlobStore: BlobStore {
     }
 
     public func appendToUpload(id: String) async throws -> any UploadWriteHandle {
-        let handle = try await fileSystem.openFile(forWritingAt: uploadPath(id), options: .modifyFile(createIfNecessary: false))
+        let path = uploadPath(id)
+        let handle = try await fileSystem.openFile(forWritingAt: path, options: .modifyFile(createIfNecessary: false))
         let size = try await handle.info().size
-        return FileUploadHandle(handle: handle, offset: size)
+        return FileUploadHandle(handle: handle, path: path.string, offset: size)
     }
 
     public func readUpload(id: String, at offset: Int64, length: Int) async throws -> ByteBuffer {
@@ -170,6 +171,7 @@ struct FileReadHandle: BlobReadHandle {
 /// finds little left to write instead of the whole blob.
 actor FileUploadHandle: UploadWriteHandle {
     private let handle: WriteFileHandle
+    private let path: String
     /// Where the next gathered chunk goes.
     private var offset: Int64
     /// The end of the bytes already in the file (readers may read up to here).
@@ -192,8 +194,9 @@ actor FileUploadHandle: UploadWriteHandle {
     /// At most this many buffers per write (well under `IOV_MAX`).
     static let maxVectors = 128
 
-    init(handle: WriteFileHandle, offset: Int64) {
+    init(handle: WriteFileHandle, path: String, offset: Int64) {
         self.handle = handle
+        self.path = path
         self.offset = offset
         self.writtenEnd = offset
     }
@@ -233,9 +236,9 @@ actor FileUploadHandle: UploadWriteHandle {
         offset += Int64(pendingBytes)
         pending = []
         pendingBytes = 0
-        inflight = Task { [handle] in
+        inflight = Task { [handle, path] in
             try await handle.withUnsafeDescriptor { descriptor in
-                let written = try PositionalWrite.write(chunks, to: descriptor.rawValue, at: at)
+                let written = try PositionalWrite.write(chunks, to: descriptor.rawValue, at: at, path: path)
                 // Only a hint: a failure here shows up at the fsync that makes the blob durable.
                 _ = berth_start_writeback(descriptor.rawValue, at, written)
                 return written
@@ -275,7 +278,8 @@ actor FileUploadHandle: UploadWriteHandle {
 
 /// `pwritev(2)` of several buffers at an offset, until all of it is written.
 enum PositionalWrite {
-    static func write(_ chunks: [ByteBuffer], to fd: CInt, at offset: Int64) throws -> Int64 {
+    /// - Parameter path: the file's path, for error messages.
+    static func write(_ chunks: [ByteBuffer], to fd: CInt, at offset: Int64, path: String) throws -> Int64 {
         var vectors: [iovec] = []
         vectors.reserveCapacity(chunks.count)
         return try withVectors(chunks[...], &vectors) { vectors in
@@ -288,8 +292,10 @@ enum PositionalWrite {
                 let n = vectors.withUnsafeBufferPointer { pwritev(fd, $0.baseAddress! + first, CInt(count), off_t(offset) + off_t(done)) }
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw FileStoreError(operation: "pwritev", path: "fd \(fd)", errno: errno)
+                    throw FileStoreError(operation: "pwritev", path: path, errno: errno)
                 }
+                // A regular file takes at least one byte or fails; never spin on a write that makes no progress.
+                guard n > 0 else { throw FileStoreError(operation: "pwritev", path: path, errno: EIO) }
                 done += n
                 // Skip what this call wrote: whole vectors, then part of the next.
                 var left = n

@@ -35,7 +35,7 @@ struct CoalescingTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
 
 extension HTTPServerBuilder {
     /// HTTP/1.1 over TLS like Hummingbird's `.tls(.http1(…))`, with small writes joined into one record per flush.
-    static func http1CoalescingTLS(configuration: HTTP1Channel.Configuration, tlsConfiguration: TLSConfiguration) -> HTTPServerBuilder {
+    static func http1OverTLS(configuration: HTTP1Channel.Configuration, tlsConfiguration: TLSConfiguration) -> HTTPServerBuilder {
         .init { responder in
             try CoalescingTLSChannel(HTTP1Channel(responder: responder, configuration: configuration), tlsConfiguration: tlsConfiguration)
         }
