@@ -256,6 +256,21 @@ public final class PostgresMetadataStore: MetadataStore, IdentityStore, StorageE
         }
     }
 
+    /// Throws `MANIFEST_BLOB_UNKNOWN` naming the first of `digests` that `table` (`blob_links` or `manifests`,
+    /// never client input) does not hold for the image; one query for all of them.
+    private static func requirePresent(
+        _ digests: [Digest], table: String, what: String, in image: ImageRef, db: PostgresConnection, logger: Logger
+    ) async throws {
+        guard !digests.isEmpty else { return }
+        let wanted = digests.map(\.description)
+        let found = Set(try await collect(db.query("""
+            SELECT digest FROM \(unescaped: table) WHERE repository = \(image.repository) AND image = \(image.image) AND digest = ANY(\(wanted))
+            """, logger: logger), String.self))
+        if let missing = wanted.first(where: { !found.contains($0) }) {
+            throw RegistryError(.manifestBlobUnknown, "\(what) unknown to repository", detail: missing)
+        }
+    }
+
     private static func collect<Row: Sendable>(_ rows: PostgresRowSequence, _ type: Row.Type) async throws -> [Row] where Row: PostgresDecodable {
         var out: [Row] = []
         for try await value in rows.decode(Row.self) { out.append(value) }
@@ -316,24 +331,8 @@ public final class PostgresMetadataStore: MetadataStore, IdentityStore, StorageE
         let now = Self.now()
         let logger = self.logger
         try await transaction { db in
-            if !blobs.isEmpty {
-                let wanted = blobs.map(\.description)
-                let found = Set(try await Self.collect(db.query("""
-                    SELECT digest FROM blob_links WHERE repository = \(image.repository) AND image = \(image.image) AND digest = ANY(\(wanted))
-                    """, logger: logger), String.self))
-                if let missing = wanted.first(where: { !found.contains($0) }) {
-                    throw RegistryError(.manifestBlobUnknown, "blob unknown to repository", detail: missing)
-                }
-            }
-            if !manifests.isEmpty {
-                let wanted = manifests.map(\.description)
-                let found = Set(try await Self.collect(db.query("""
-                    SELECT digest FROM manifests WHERE repository = \(image.repository) AND image = \(image.image) AND digest = ANY(\(wanted))
-                    """, logger: logger), String.self))
-                if let missing = wanted.first(where: { !found.contains($0) }) {
-                    throw RegistryError(.manifestBlobUnknown, "manifest unknown to repository", detail: missing)
-                }
-            }
+            try await Self.requirePresent(blobs, table: "blob_links", what: "blob", in: image, db: db, logger: logger)
+            try await Self.requirePresent(manifests, table: "manifests", what: "manifest", in: image, db: db, logger: logger)
             try await db.query("""
                 INSERT INTO manifests (repository, image, digest, media_type, payload, subject, artifact_type, annotations, created_at)
                 VALUES (\(image.repository), \(image.image), \(record.digest.description), \(record.mediaType), \(ByteBuffer(bytes: record.payload)),
