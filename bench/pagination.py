@@ -23,13 +23,14 @@ whole run a deadline. Exit status 1 on any failed request.
 
 import argparse
 import hashlib
-import http.client
 import json
 import statistics
 import sys
 import threading
 import time
 import urllib.parse
+
+import keepalive
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -43,42 +44,8 @@ MANIFEST = json.dumps({
 }, separators=(",", ":")).encode()
 
 
-class Connection:
-    """One keep-alive connection to the server; reconnects once if the server closed it."""
-
-    def __init__(self, base, timeout):
-        u = urllib.parse.urlsplit(base)
-        self.base, self.host, self.port, self.timeout = base, u.hostname, u.port or 80, timeout
-        self.conn = None
-
-    def request(self, method, target, body=None, headers=None):
-        headers = dict(headers or {})
-        if body is not None or method in ("POST", "PUT"):
-            headers["Content-Length"] = str(len(body or b""))
-        for attempt in (1, 2):
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-            try:
-                self.conn.request(method, target, body=body, headers=headers)
-                resp = self.conn.getresponse()
-                data = resp.read()
-                if resp.will_close:
-                    self.close()
-                return resp, data
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                self.close()
-                if attempt == 2:
-                    raise
-
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-    def target_of(self, location, current):
-        url = urllib.parse.urljoin(urllib.parse.urljoin(self.base, current), location)
-        u = urllib.parse.urlsplit(url)
-        return u.path + ("?" + u.query if u.query else "")
+class Connection(keepalive.Connection):
+    """A keep-alive connection that can also finish an upload with the config blob."""
 
     def put_body_at(self, location, current):
         """Finish an upload session with the config blob as the whole body."""

@@ -16,13 +16,13 @@ Exit status 1 if any push failed, so the caller does not record a bogus figure.
 
 import argparse
 import hashlib
-import http.client
 import json
 import os
 import sys
 import threading
 import time
-import urllib.parse
+
+import keepalive
 
 
 def parse_args():
@@ -38,59 +38,24 @@ def parse_args():
     return p.parse_args()
 
 
-class Worker:
-    """One keep-alive connection; reconnects if the server closes it."""
-
-    def __init__(self, base, timeout):
-        u = urllib.parse.urlsplit(base)
-        self.host, self.port = u.hostname, u.port or 80
-        self.base = base
-        self.timeout = timeout
-        self.conn = None
-
-    def request(self, method, target, body=None, headers=None):
-        headers = dict(headers or {})
-        if body is not None:
-            headers["Content-Length"] = str(len(body))
-        # One retry on a dropped keep-alive connection (server closed it between requests).
-        for attempt in (1, 2):
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-            try:
-                self.conn.request(method, target, body=body, headers=headers)
-                resp = self.conn.getresponse()
-                resp.read()  # drain so the connection can be reused
-                if resp.will_close:
-                    self.conn.close()
-                    self.conn = None
-                return resp
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                self.conn.close()
-                self.conn = None
-                if attempt == 2:
-                    raise
-
-    def target_of(self, location, current):
-        """Resolve a Location header (absolute or relative) to a request target on this server."""
-        url = urllib.parse.urljoin(urllib.parse.urljoin(self.base, current), location)
-        u = urllib.parse.urlsplit(url)
-        return u.path + ("?" + u.query if u.query else "")
+class Worker(keepalive.Connection):
+    """One keep-alive connection pushing blobs."""
 
     def push(self, name, mode, body, digest):
         uploads = f"/v2/{name}/blobs/uploads/"
         octet = {"Content-Type": "application/octet-stream"}
         if mode == "monolithic":
-            resp = self.request("POST", f"{uploads}?digest={digest}", body, octet)
+            resp, _ = self.request("POST", f"{uploads}?digest={digest}", body, octet)
             if resp.status != 201:
                 raise RuntimeError(f"monolithic POST: HTTP {resp.status}")
             return
-        resp = self.request("POST", uploads, b"")
+        resp, _ = self.request("POST", uploads, b"")
         location = resp.getheader("Location")
         if resp.status != 202 or not location:
             raise RuntimeError(f"POST: HTTP {resp.status}")
         target = self.target_of(location, uploads)
         sep = "&" if "?" in target else "?"
-        resp = self.request("PUT", f"{target}{sep}digest={digest}", body, octet)
+        resp, _ = self.request("PUT", f"{target}{sep}digest={digest}", body, octet)
         if resp.status != 201:
             raise RuntimeError(f"PUT: HTTP {resp.status}")
 
@@ -127,9 +92,7 @@ def main():
                 with lock:
                     state["errors"] += 1
                     state["first_error"] = state["first_error"] or repr(e)
-                if w.conn is not None:
-                    w.conn.close()
-                    w.conn = None
+                w.close()
 
     threads = [threading.Thread(target=run, daemon=True) for _ in range(args.workers)]
     start = time.monotonic()
