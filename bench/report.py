@@ -234,7 +234,7 @@ def build(samples, meta, notes):
         },
         "config": {k: meta[k] for k in sorted(meta)
                    if k.startswith(("rounds", "blob_", "chunk_", "range_", "wrk_", "small_", "quick", "parts",
-                                    "tls_seconds", "slow_", "page_"))},
+                                    "tls_seconds", "slow_", "page_", "warm_pages"))},
         "tls": {k[len("tls_"):]: v for k, v in meta.items() if k.startswith("tls_") and k != "tls_seconds"},
         "seconds": {k[len("seconds_"):]: int(v) for k, v in meta.items() if k.startswith("seconds_")},
         "versions": {k[len("version_"):]: v for k, v in meta.items() if k.startswith("version_")},
@@ -316,6 +316,10 @@ def markdown(doc):
     ]
     if doc["sha256_one_core_mib_s"]:
         out.append(f"- One-core sha256 (openssl speed -evp sha256, 16 KiB): {fmt(doc['sha256_one_core_mib_s'])} MiB/s")
+    if c.get("warm_pages") == "1":
+        out.append("- Page cache recycled before each timed blob write (BENCH_WARM_PAGES=1, see bench/run.sh)")
+    elif c.get("warm_pages") == "0":
+        out.append("- Blob writes land in cold memory (BENCH_WARM_PAGES=0)")
     if c.get("parts") and c["parts"] != "core,tls,slow,pagination":
         out.append(f"- Parts run: {c['parts']}")
     if doc["tls"]:

@@ -30,6 +30,7 @@
 #   BENCH_PAGE_TOTALS tag and image totals of the pagination curve (default "100 1000 10000";
 #                     "100 1000" when BENCH_QUICK=1)
 #   BENCH_PAGE_REQUESTS timed page requests per probe (default 200, each probe at most 5 s)
+#   BENCH_WARM_PAGES  1 (default): recycle page cache before each timed blob write (see warm_pages); 0: off
 #   BENCH_OUTPUT      results path prefix (default bench/results/latest)
 #
 # Output: Markdown table on stdout and in bench/results/latest.md, JSON in
@@ -136,6 +137,20 @@ rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/de
 
 # Flush dirty pages so one server's writeback is not billed to the next measurement.
 settle() { sync; }
+
+# Before each timed blob write (pushes and the dd reference): write a scratch file a little larger than the
+# blob into the page cache and delete it, so the write lands in memory the hypervisor already backs. On this
+# kind of VM, page-cache pages the guest has not touched lately cost ~2.5 s of kernel CPU per GiB to fault
+# in (just-freed ones ~0.3 s), and which case a push hits depends only on what ran before it. A registry
+# host in steady state has its memory full of page cache and recycles it the same way. The scratch write is
+# not timed and is the same for every server. BENCH_WARM_PAGES=0 turns it off (cold-memory figures).
+WARM_PAGES=${BENCH_WARM_PAGES:-1}
+warm_pages() {
+    ((WARM_PAGES)) || return 0
+    local scratch=$TMP/warm-pages.bin
+    head -c $(( BLOB_BYTES + BLOB_BYTES / 4 )) /dev/zero >"$scratch" || note "could not write $scratch"
+    rm -f "$scratch"
+}
 
 # nginx lives in /usr/sbin, which a non-root PATH may lack.
 nginx_bin() { command -v nginx || echo /usr/sbin/nginx; }
@@ -591,6 +606,7 @@ collect_meta() {
     meta slow_mib "$SLOW_MIB"
     meta slow_rate "$SLOW_RATE"
     meta slow_readers "$SLOW_READERS"
+    meta warm_pages "$WARM_PAGES"
     meta slow_writers "$SLOW_WRITERS"
     meta slow_rounds "$SLOW_ROUNDS"
     meta page_totals "$PAGE_TOTALS"
@@ -640,12 +656,12 @@ measure_sha256() {
 # ---------------------------------------------------------------- per-round figures
 
 # What this machine charges for putting a blob into a new file: dd copies it into the page cache and fsyncs,
-# as a push must. On a VM whose untouched memory is slow to fault in (here: 1 GiB into fresh page cache costs
-# ~2.5 s of kernel CPU, into just-freed pages 0.3 s) this, not hashing, can bound a push. Run after the pushes
-# and deleted at once, so the pages it frees help no server's push in this round. Recorded in the nginx column.
+# as a push must, after the same warm_pages as every push. Run after the pushes and deleted at once.
+# Recorded in the nginx column.
 measure_dd_write() { # ROUND
     local out="$TMP/dd-reference.bin" t0 t1
     sync
+    warm_pages
     t0=$(date +%s%N)
     dd if="$TMP/blobs/mono.bin" of="$out" bs=512K conv=fsync status=none || { fail "dd reference write failed"; return 0; }
     t1=$(date +%s%N)
@@ -682,6 +698,7 @@ measure_push() { # KIND(mono|chunked) SERVER ROUND
     local kind=$1 server=$2 round=$3 t0 t1 ok=1
     alive "$server" || return 0
     settle
+    warm_pages
     t0=$(cpu_ticks "${PID[$server]}")
     if [[ $kind == mono ]]; then
         HTTP_MAX_TIME=$BIG_MAX_TIME push_file "$server" "$TMP/blobs/mono.bin" "$MONO_DIGEST" || ok=0
