@@ -8,10 +8,13 @@ public struct BerthRequestContext: RequestContext {
     public let localPort: Int?
     /// The peer's address (trusted-proxy decisions, audit).
     public let remoteAddress: SocketAddress?
+    /// The connection's event loop (an `upstream:` route moves bodies on it, see `UpstreamProxy`).
+    public let eventLoop: any EventLoop
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         localPort = source.channel.localAddress?.port
         remoteAddress = source.channel.remoteAddress
+        eventLoop = source.channel.eventLoop
     }
 }

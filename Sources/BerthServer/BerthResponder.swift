@@ -46,7 +46,7 @@ public struct BerthResponder: HTTPResponder {
         switch destination {
         case .upstream(let target):
             // A pure reverse-proxy route forwards every path, so the upstream's own token realm works too.
-            return await upstream.forward(request, to: target, origin: origin, peer: context.remoteAddress)
+            return await upstream.forward(request, to: target, origin: origin, peer: context.remoteAddress, on: context.eventLoop)
         case .repository(let r) where Self.isDockerPath(path):
             return await docker(path, .bound(pull: r, push: r), request, context, trustedPeer: trustedPeer, origin: origin)
         case .split(let pull, let push) where Self.isDockerPath(path):

@@ -15,12 +15,13 @@ import ServiceLifecycle
 /// Headers follow the guide's proxies: `Host` preserved, `X-Forwarded-For/Proto/Host`, `X-Real-IP`. A
 /// `Location` or token realm that points at the upstream is rewritten to the client's address.
 final class UpstreamProxy: Service, Sendable {
-    private struct TimeoutKey: Hashable {
+    private struct ClientKey: Hashable {
         var connect: Int
         var read: Int
+        var eventLoop: ObjectIdentifier
     }
 
-    private let clients = NIOLockedValueBox<[TimeoutKey: HTTPClient]>([:])
+    private let clients = NIOLockedValueBox<[ClientKey: HTTPClient]>([:])
     private let logger: Logger
 
     init(logger: Logger) {
@@ -33,7 +34,13 @@ final class UpstreamProxy: Service, Sendable {
         "transfer-encoding", "upgrade", "host", "expect", "content-length",
     ]
 
-    func forward(_ request: Request, to upstream: FrontDoorConfiguration.Upstream, origin: ClientOrigin, peer: SocketAddress?) async -> Response {
+    /// - Parameter eventLoop: the client connection's event loop. The exchange runs there (see
+    ///   `EventLoopTaskExecutor`), so AsyncHTTPClient picks an upstream connection on the same loop and each body
+    ///   buffer goes from one socket to the other without changing threads.
+    func forward(
+        _ request: Request, to upstream: FrontDoorConfiguration.Upstream, origin: ClientOrigin, peer: SocketAddress?,
+        on eventLoop: any EventLoop
+    ) async -> Response {
         let base = upstream.url.hasSuffix("/") ? String(upstream.url.dropLast()) : upstream.url
         var target = base + request.uri.path
         if let query = request.uri.query, !query.isEmpty { target += "?" + query }
@@ -59,9 +66,13 @@ final class UpstreamProxy: Service, Sendable {
             outbound.body = .stream(request.body, length: .unknown)
         }
 
+        let executor = EventLoopTaskExecutor(eventLoop)
+        let client = client(for: upstream, on: eventLoop)
         let response: HTTPClientResponse
         do {
-            response = try await client(for: upstream).execute(outbound, timeout: .hours(24), logger: logger)
+            response = try await withTaskExecutorPreference(executor) {
+                try await client.execute(outbound, timeout: .hours(24), logger: logger)
+            }
         } catch {
             return failure(error, upstream: upstream, request: request)
         }
@@ -78,7 +89,13 @@ final class UpstreamProxy: Service, Sendable {
         if request.method == .head || status == .noContent || status == .notModified {
             return Response(status: status, headers: headers)
         }
-        return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: response.body))
+        let body = response.body
+        return Response(status: status, headers: headers, body: ResponseBody { writer in
+            try await withTaskExecutorPreference(executor) {
+                for try await buffer in body { try await writer.write(buffer) }
+            }
+            try await writer.finish(nil)
+        })
     }
 
     /// An upstream URL (absolute, or a path under the upstream's base) as the client must see it.
@@ -130,8 +147,11 @@ final class UpstreamProxy: Service, Sendable {
     static let badGateway = RegistryError.Code("UNAVAILABLE", status: 502, message: "the upstream registry cannot be reached")
     static let gatewayTimeout = RegistryError.Code("UNAVAILABLE", status: 504, message: "the upstream registry did not answer in time")
 
-    private func client(for upstream: FrontDoorConfiguration.Upstream) -> HTTPClient {
-        let key = TimeoutKey(connect: upstream.connectTimeoutSeconds, read: upstream.readTimeoutSeconds)
+    /// One client per event loop (and timeout pair): its connections live on that loop only, so an exchange never
+    /// gets an idle upstream connection of another thread.
+    private func client(for upstream: FrontDoorConfiguration.Upstream, on eventLoop: any EventLoop) -> HTTPClient {
+        let key = ClientKey(
+            connect: upstream.connectTimeoutSeconds, read: upstream.readTimeoutSeconds, eventLoop: ObjectIdentifier(eventLoop))
         return clients.withLockedValue { clients in
             if let client = clients[key] { return client }
             var configuration = HTTPClient.Configuration(
@@ -142,7 +162,7 @@ final class UpstreamProxy: Service, Sendable {
             // A refused connection is a 502 now, not after the connect timeout; and many clients stream at once.
             configuration.connectionPool.retryConnectionEstablishment = false
             configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 256
-            let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+            let client = HTTPClient(eventLoopGroup: eventLoop, configuration: configuration)
             clients[key] = client
             return client
         }
@@ -156,5 +176,21 @@ final class UpstreamProxy: Service, Sendable {
             return Array(clients.values)
         }
         for client in all { try? await client.shutdown() }
+    }
+}
+
+/// Runs a task's jobs on one NIO event loop. A proxied exchange runs there, so the upstream connection's reads
+/// and the client connection's writes happen on the same thread, with no hop per buffer between threads.
+final class EventLoopTaskExecutor: TaskExecutor {
+    let eventLoop: any EventLoop
+
+    init(_ eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        eventLoop.execute { job.runSynchronously(on: executor) }
     }
 }
