@@ -105,7 +105,7 @@ public enum BerthApplication {
             logger.notice("access control is off (no auth: section): anyone who reaches Berth may push and pull")
         }
         let responder = BerthResponder(registry: registry, frontDoor: frontDoor, upstream: upstream, authenticator: authenticator, logger: logger)
-        var services: [any Service] = [upstream, purger(config, registry, logger)]
+        var services: [any Service] = [upstream, purger(config, registry, logger), StartupPages.Releaser(delay: .seconds(3), logger: logger)]
         services.append(application(config.listen, server: .http1(configuration: http1(config)), responder: responder, services: [], logger: logger))
         var stores: [Int: CertificateStore] = [:]
         for (address, tls) in extraListeners(config) {
