@@ -10,7 +10,7 @@ import Glibc
 ///
 /// Start-up runs code and reads tables that serving never touches again: argument and configuration parsing,
 /// database migrations, the relocation and symbol tables the dynamic loader reads once. The kernel maps file
-/// pages 64 KiB at a time, so by the time Berth serves, ~30 MiB of its executable count in its RSS. Unmapping
+/// pages 64 KiB at a time, so by the time Berth serves, about 30 MiB of its executable count in its RSS. Unmapping
 /// the executable's read-only, never-written mappings costs nothing lasting: the pages stay in the page cache,
 /// and whatever code runs again is mapped back on its first use (a minor fault).
 enum StartupPages {
@@ -20,8 +20,9 @@ enum StartupPages {
         var end: UInt
         var permissions: String
         var path: String
-        /// Resident and copy-on-write (written, e.g. relocated) kilobytes.
+        /// Kilobytes mapped in.
         var residentKiB: Int
+        /// Kilobytes that are private copies: pages this process wrote to (e.g. relocated at load).
         var anonymousKiB: Int
     }
 
