@@ -167,14 +167,22 @@ NGX
 nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;' & PIDS+=($!)
 wait_ready "http://127.0.0.1:$up_port/v2/"; wait_ready "http://127.0.0.1:$ngx_port/v2/"
 
+# utime + stime of a process, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 declare -A SPEED
+UP_CPU=""
 for round in $(seq 1 "$ROUNDS"); do
     for via in direct berth nginx; do
         case $via in direct) port=$DIST_PORT ;; berth) port=$up_port ;; nginx) port=$ngx_port ;; esac
         sync
+        c0=$(cpu_ticks "$UP_PID")
         s=$(curl -fsS -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$port/v2/bench/big/blobs/$blob_digest")
+        c1=$(cpu_ticks "$UP_PID")
         mibs=$(awk -v s="$s" 'BEGIN { printf "%.0f", s / 1048576 }')
         SPEED[$via]+="$mibs "
+        if [[ $via == berth ]]; then
+            UP_CPU+="$(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v mib="$BLOB_MIB" 'BEGIN { printf "%.2f", t / hz * 1024 / mib }') "
+        fi
         log "round $round, pull via $via: $mibs MiB/s"
     done
 done
@@ -211,7 +219,7 @@ out=$(cat <<MD
 | Manifest GET through a host route, 5,000 host + 500 port routes | ${r_many} req/s, p99 ${p_many} ms |
 | Request rate with many routes / with one (median of per-round ratios: ${route_ratios% }) | $(printf '%.2f' "$r_ratio")× |
 | Blob pull direct from distribution | ${sp_direct} MiB/s |
-| Same pull through a Berth \`upstream:\` route | ${sp_berth} MiB/s ($(ratio "$sp_berth" "$sp_direct")× direct; Berth peak RSS ${up_rss} MiB) |
+| Same pull through a Berth \`upstream:\` route | ${sp_berth} MiB/s ($(ratio "$sp_berth" "$sp_direct")× direct; Berth CPU $(med "$UP_CPU") s/GiB, peak RSS ${up_rss} MiB) |
 | Same pull through nginx \`proxy_pass\` (the guide's settings) | ${sp_nginx} MiB/s ($(ratio "$sp_nginx" "$sp_direct")× direct) |
 | Proxy repository, cold pull: time to first byte | $(ms "$cold_ttfb") ms |
 | Proxy repository, cold pull: whole blob | $(ms "$cold_total") ms (first byte at $(ratio "$cold_ttfb" "$cold_total")× of the transfer) |
