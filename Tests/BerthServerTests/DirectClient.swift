@@ -24,18 +24,26 @@ struct DirectClient: Sendable {
     }
 
     let responder: BerthResponder
+    /// The connection requests seem to arrive on; its event loop runs the exchange. Upstream routes connect out
+    /// on it, so they need a real loop rather than the default embedded one.
+    var channel: (any Channel)? = nil
 
     func execute(_ uri: String, _ method: HTTPRequest.Method = .get, host: String, headers: HTTPFields = [:], body: String? = nil) async throws -> Response {
+        let response = try await respond(uri, method, host: host, headers: headers, body: body)
+        let collector = Collector()
+        try await response.body.write(collector)
+        return Response(status: response.status, headers: response.headers, body: collector.buffer)
+    }
+
+    /// The responder's answer, its body not yet written.
+    func respond(_ uri: String, _ method: HTTPRequest.Method = .get, host: String, headers: HTTPFields = [:], body: String? = nil) async throws -> Hummingbird.Response {
         var headers = headers
         if let body { headers[.contentLength] = String(body.utf8.count) }
         let request = Request(
             head: HTTPRequest(method: method, scheme: "http", authority: host, path: uri, headerFields: headers),
             body: RequestBody(buffer: ByteBuffer(string: body ?? "")))
-        let context = BerthRequestContext(source: .init(channel: EmbeddedChannel(), logger: Logger(label: "test")))
-        let response = try await responder.respond(to: request, context: context)
-        let collector = Collector()
-        try await response.body.write(collector)
-        return Response(status: response.status, headers: response.headers, body: collector.buffer)
+        let context = BerthRequestContext(source: .init(channel: channel ?? EmbeddedChannel(), logger: Logger(label: "test")))
+        return try await responder.respond(to: request, context: context)
     }
 
     private final class Collector: ResponseBodyWriter {
@@ -58,9 +66,11 @@ extension TestRegistry {
         let responder = BerthResponder(registry: registry, frontDoor: FrontDoor(configuration), upstream: UpstreamProxy(logger: logger), authenticator: authenticator, logger: logger)
         do {
             let result = try await body(DirectClient(responder: responder))
+            await responder.upstream.shutdown()
             await registry.shutdown()
             return result
         } catch {
+            await responder.upstream.shutdown()
             await registry.shutdown()
             throw error
         }

@@ -22,6 +22,8 @@ final class UpstreamProxy: Service, Sendable {
     }
 
     private let clients = NIOLockedValueBox<[ClientKey: HTTPClient]>([:])
+    /// Blob downloads that took the dedicated-connection path (for tests and diagnostics).
+    let blobDownloads = NIOLockedValueBox(0)
     private let logger: Logger
 
     init(logger: Logger) {
@@ -42,31 +44,26 @@ final class UpstreamProxy: Service, Sendable {
         on eventLoop: any EventLoop
     ) async -> Response {
         let base = upstream.url.hasSuffix("/") ? String(upstream.url.dropLast()) : upstream.url
-        var target = base + request.uri.path
-        if let query = request.uri.query, !query.isEmpty { target += "?" + query }
-        var outbound = HTTPClientRequest(url: target)
+        var pathAndQuery = request.uri.path
+        if let query = request.uri.query, !query.isEmpty { pathAndQuery += "?" + query }
+        let headers = outboundHeaders(request, preserveHost: upstream.preserveHost, origin: origin, peer: peer)
+        let executor = EventLoopTaskExecutor(eventLoop)
+
+        if UpstreamBlobTarget.isBlobDownload(request), let target = UpstreamBlobTarget(url: upstream.url) {
+            return await forwardBlobDownload(
+                request, path: target.basePath + pathAndQuery, headers: headers, to: target, upstream: upstream,
+                origin: origin, executor: executor)
+        }
+
+        var outbound = HTTPClientRequest(url: base + pathAndQuery)
         outbound.method = HTTPMethod(rawValue: request.method.rawValue)
-        for field in request.headers where !Self.dropped.contains(field.name.canonicalName) {
-            outbound.headers.add(name: field.name.rawName, value: field.value)
-        }
-        if upstream.preserveHost, let authority = request.head.authority {
-            outbound.headers.replaceOrAdd(name: "Host", value: authority)
-        }
-        let peerIP = peer?.ipAddress
-        if let peerIP {
-            let chain = request.headers[.xForwardedFor].map { "\($0), \(peerIP)" } ?? peerIP
-            outbound.headers.replaceOrAdd(name: "X-Forwarded-For", value: chain)
-            outbound.headers.replaceOrAdd(name: "X-Real-IP", value: peerIP)
-        }
-        outbound.headers.replaceOrAdd(name: "X-Forwarded-Proto", value: origin.scheme)
-        if let authority = origin.authority { outbound.headers.replaceOrAdd(name: "X-Forwarded-Host", value: authority) }
+        outbound.headers = headers
         if let length = request.headers[.contentLength].flatMap({ Int64($0) }) {
             if length > 0 { outbound.body = .stream(request.body, length: .known(length)) }
         } else if request.headers[.transferEncoding] != nil {
             outbound.body = .stream(request.body, length: .unknown)
         }
 
-        let executor = EventLoopTaskExecutor(eventLoop)
         let client = client(for: upstream, on: eventLoop)
         let response: HTTPClientResponse
         do {
@@ -76,26 +73,91 @@ final class UpstreamProxy: Service, Sendable {
         } catch {
             return failure(error, upstream: upstream, request: request)
         }
-        var headers = HTTPFields()
-        for (name, value) in response.headers where !Self.dropped.contains(name.lowercased()) || name.lowercased() == "content-length" {
-            guard let fieldName = HTTPField.Name(name) else { continue }
-            switch fieldName {
-            case .location: headers.append(HTTPField(name: fieldName, value: Self.rewrite(value, base: base, origin: origin)))
-            case .wwwAuthenticate: headers.append(HTTPField(name: fieldName, value: Self.rewriteRealm(value, base: base, origin: origin)))
-            default: headers.append(HTTPField(name: fieldName, value: value))
-            }
-        }
         let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
+        let fields = Self.clientHeaders(response.headers, base: base, origin: origin)
         if request.method == .head || status == .noContent || status == .notModified {
-            return Response(status: status, headers: headers)
+            return Response(status: status, headers: fields)
         }
         let body = response.body
-        return Response(status: status, headers: headers, body: ResponseBody { writer in
+        return Response(status: status, headers: fields, body: ResponseBody { writer in
             try await withTaskExecutorPreference(executor) {
                 for try await buffer in body { try await writer.write(buffer) }
             }
             try await writer.finish(nil)
         })
+    }
+
+    /// A blob download on a connection of its own (see `UpstreamBlobTarget`).
+    private func forwardBlobDownload(
+        _ request: Request, path: String, headers: HTTPHeaders, to target: UpstreamBlobTarget,
+        upstream: FrontDoorConfiguration.Upstream, origin: ClientOrigin, executor: EventLoopTaskExecutor
+    ) async -> Response {
+        var headers = headers
+        if !headers.contains(name: "Host") { headers.add(name: "Host", value: target.authority) }
+        headers.replaceOrAdd(name: "Connection", value: "close")
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers)
+        let answer: (HTTPResponseHead, UpstreamResponseReader)
+        do {
+            answer = try await withTaskExecutorPreference(executor) {
+                try await forwardBlob(head: head, to: target, upstream: upstream, on: executor.eventLoop)
+            }
+        } catch {
+            return failure(error, upstream: upstream, request: request)
+        }
+        let (response, reader) = answer
+        blobDownloads.withLockedValue { $0 += 1 }
+        let base = upstream.url.hasSuffix("/") ? String(upstream.url.dropLast()) : upstream.url
+        let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
+        return Response(status: status, headers: Self.clientHeaders(response.headers, base: base, origin: origin), body: ResponseBody { writer in
+            do {
+                try await withTaskExecutorPreference(executor) {
+                    while let part = try await reader.next() {
+                        guard case .body(let buffer) = part else { break }
+                        try await writer.write(buffer)
+                    }
+                }
+            } catch {
+                reader.close()
+                throw error
+            }
+            reader.close()
+            try await writer.finish(nil)
+        })
+    }
+
+    /// The client's headers as the upstream gets them: hop-by-hop ones dropped, `Host` kept if asked, and the
+    /// `X-Forwarded-*` / `X-Real-IP` set the guide's proxies send.
+    private func outboundHeaders(_ request: Request, preserveHost: Bool, origin: ClientOrigin, peer: SocketAddress?) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        for field in request.headers where !Self.dropped.contains(field.name.canonicalName) {
+            headers.add(name: field.name.rawName, value: field.value)
+        }
+        if preserveHost, let authority = request.head.authority {
+            headers.replaceOrAdd(name: "Host", value: authority)
+        }
+        if let peerIP = peer?.ipAddress {
+            let chain = request.headers[.xForwardedFor].map { "\($0), \(peerIP)" } ?? peerIP
+            headers.replaceOrAdd(name: "X-Forwarded-For", value: chain)
+            headers.replaceOrAdd(name: "X-Real-IP", value: peerIP)
+        }
+        headers.replaceOrAdd(name: "X-Forwarded-Proto", value: origin.scheme)
+        if let authority = origin.authority { headers.replaceOrAdd(name: "X-Forwarded-Host", value: authority) }
+        return headers
+    }
+
+    /// The upstream's response headers as the client gets them: hop-by-hop ones dropped (the length kept), and a
+    /// `Location` or token realm pointing at the upstream rewritten to the client's address.
+    private static func clientHeaders(_ upstreamHeaders: HTTPHeaders, base: String, origin: ClientOrigin) -> HTTPFields {
+        var headers = HTTPFields()
+        for (name, value) in upstreamHeaders where !dropped.contains(name.lowercased()) || name.lowercased() == "content-length" {
+            guard let fieldName = HTTPField.Name(name) else { continue }
+            switch fieldName {
+            case .location: headers.append(HTTPField(name: fieldName, value: rewrite(value, base: base, origin: origin)))
+            case .wwwAuthenticate: headers.append(HTTPField(name: fieldName, value: rewriteRealm(value, base: base, origin: origin)))
+            default: headers.append(HTTPField(name: fieldName, value: value))
+            }
+        }
+        return headers
     }
 
     /// An upstream URL (absolute, or a path under the upstream's base) as the client must see it.
@@ -171,6 +233,11 @@ final class UpstreamProxy: Service, Sendable {
     /// Runs until shutdown, then closes the upstream connections.
     func run() async throws {
         try? await gracefulShutdown()
+        await shutdown()
+    }
+
+    /// Closes the upstream connections of every pooled client.
+    func shutdown() async {
         let all = clients.withLockedValue { clients in
             defer { clients = [:] }
             return Array(clients.values)

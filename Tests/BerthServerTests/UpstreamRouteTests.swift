@@ -1,0 +1,150 @@
+import BerthCore
+@testable import BerthServer
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Testing
+
+/// `upstream:` routes in front of a real registry (a second Berth on a loopback port), as a client on a real event
+/// loop sees them. Blob downloads take their own connection (`UpstreamBlobTarget`); everything else goes through
+/// AsyncHTTPClient; both must look the same to the client.
+@Suite("Upstream routes (real upstream)")
+struct UpstreamRouteTests {
+    /// A route side whose `up.example.com` is an upstream route to `url`.
+    static func routeSide(url: String) throws -> TestRegistry {
+        var t = try TestRegistry()
+        t.frontDoor.routes = [
+            .init(match: .host("up.example.com"), endpoint: .upstream(.init(url: url, connectTimeoutSeconds: 2, readTimeoutSeconds: 10)))
+        ]
+        return t
+    }
+
+    /// A channel on a real event loop for the requests to arrive on.
+    static func loopChannel() async throws -> any Channel {
+        try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    @Test func blobDownloadsStreamOnTheirOwnConnection() async throws {
+        let upstream = try TestRegistry()
+        defer { upstream.cleanUp() }
+        // Larger than one 1 MiB read, and not a multiple of it.
+        let big = (0..<((3 << 20) + 12345)).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 17) }
+        let digest = sha256(big)
+        try await upstream.runLive { client, port in
+            try await Pusher(client: client).blob("team/app", big)
+            let side = try Self.routeSide(url: "http://127.0.0.1:\(port)/repository/docker-hosted/")
+            defer { side.cleanUp() }
+            let channel = try await Self.loopChannel()
+            defer { channel.close(promise: nil) }
+            try await side.runDirect { (plain: DirectClient) async throws in
+                var proxy = plain
+                proxy.channel = channel
+                let host = "up.example.com"
+                let whole = try await proxy.execute("/v2/team/app/blobs/\(digest)", host: host)
+                #expect(whole.status == .ok)
+                #expect(whole.body.readableBytes == big.count)
+                #expect(sha256(Array(whole.body.readableBytesView)) == digest)
+                #expect(whole.headers[.contentLength] == String(big.count))
+                #expect(whole.headers[.dockerContentDigest] == digest)
+                #expect(proxy.responder.upstream.blobDownloads.withLockedValue { $0 } == 1, "the download took the blob path")
+
+                // A range, as a resuming client asks for it.
+                let part = try await proxy.execute("/v2/team/app/blobs/\(digest)", host: host, headers: [.range: "bytes=1048000-1049999"])
+                #expect(part.status == .partialContent)
+                #expect(Array(part.body.readableBytesView) == Array(big[1_048_000..<1_050_000]))
+                #expect(part.headers[.contentRange] == "bytes 1048000-1049999/\(big.count)")
+
+                // The upstream's OCI error comes through as it is.
+                let missing = try await proxy.execute("/v2/team/app/blobs/\(sha256("nope"))", host: host)
+                #expect(missing.status == .notFound)
+                #expect(missing.errorCode == "BLOB_UNKNOWN")
+                #expect(proxy.responder.upstream.blobDownloads.withLockedValue { $0 } == 3)
+
+                // HEAD and manifests stay on the pooled client, with the same headers.
+                let head = try await proxy.execute("/v2/team/app/blobs/\(digest)", .head, host: host)
+                #expect(head.status == .ok)
+                #expect(head.headers[.contentLength] == String(big.count))
+                #expect(proxy.responder.upstream.blobDownloads.withLockedValue { $0 } == 3)
+
+                // A client that goes away mid-blob: the write error ends the exchange, and the route still works.
+                let abandoned = try await proxy.respond("/v2/team/app/blobs/\(digest)", host: host)
+                await #expect(throws: ClientGone.self) { try await abandoned.body.write(FailingWriter()) }
+                let again = try await proxy.execute("/v2/team/app/blobs/\(digest)", host: host)
+                #expect(sha256(Array(again.body.readableBytesView)) == digest)
+            }
+        }
+    }
+
+    @Test func blobDownloadFromAnUpstreamThatIsDownIsA502() async throws {
+        // A port that was just free: nothing listens there, so the connection is refused at once.
+        let probe = try await Self.loopChannel()
+        let port = try #require(probe.localAddress?.port)
+        try await probe.close()
+        let side = try Self.routeSide(url: "http://127.0.0.1:\(port)/")
+        defer { side.cleanUp() }
+        let channel = try await Self.loopChannel()
+        defer { channel.close(promise: nil) }
+        try await side.runDirect { (plain: DirectClient) async throws in
+            var proxy = plain
+            proxy.channel = channel
+            let down = try await proxy.execute("/v2/team/app/blobs/\(sha256("x"))", host: "up.example.com")
+            #expect(down.status == .badGateway)
+            #expect(down.errorCode == "UNAVAILABLE")
+        }
+    }
+
+    @Test func silentUpstreamTimesOutWithA504() async throws {
+        // Accepts connections and never answers.
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { silent.close(promise: nil) }
+        let port = try #require(silent.localAddress?.port)
+        var side = try TestRegistry()
+        side.frontDoor.routes = [
+            .init(match: .host("up.example.com"), endpoint: .upstream(.init(url: "http://127.0.0.1:\(port)/", connectTimeoutSeconds: 2, readTimeoutSeconds: 1)))
+        ]
+        defer { side.cleanUp() }
+        let channel = try await Self.loopChannel()
+        defer { channel.close(promise: nil) }
+        try await side.runDirect { (plain: DirectClient) async throws in
+            var proxy = plain
+            proxy.channel = channel
+            let started = ContinuousClock.now
+            let late = try await proxy.execute("/v2/team/app/blobs/\(sha256("x"))", host: "up.example.com")
+            #expect(late.status == .gatewayTimeout)
+            #expect(late.errorCode == "UNAVAILABLE")
+            #expect(ContinuousClock.now - started < .seconds(5))
+        }
+    }
+
+    @Test func onlyBlobDownloadsOnPlainHTTPTakeTheBlobPath() {
+        func request(_ path: String, _ method: HTTPRequest.Method = .get, headers: HTTPFields = [:]) -> Request {
+            Request(head: HTTPRequest(method: method, scheme: "http", authority: "x", path: path, headerFields: headers), body: RequestBody(buffer: ByteBuffer()))
+        }
+        #expect(UpstreamBlobTarget.isBlobDownload(request("/v2/team/app/blobs/sha256:abc")))
+        #expect(UpstreamBlobTarget.isBlobDownload(request("/v2/a/blobs/sha256:abc?x=1")))
+        #expect(!UpstreamBlobTarget.isBlobDownload(request("/v2/team/app/blobs/sha256:abc", .head)))
+        #expect(!UpstreamBlobTarget.isBlobDownload(request("/v2/team/app/blobs/uploads/")))
+        #expect(!UpstreamBlobTarget.isBlobDownload(request("/v2/team/app/blobs/uploads/3f1c")))
+        #expect(!UpstreamBlobTarget.isBlobDownload(request("/v2/team/app/manifests/sha256:abc")))
+        #expect(!UpstreamBlobTarget.isBlobDownload(request("/v2/team/app/blobs/sha256:abc", headers: [.contentLength: "3"])))
+
+        let nexus = UpstreamBlobTarget(url: "http://nexus:8081/repository/docker-repo/")
+        #expect(nexus?.host == "nexus" && nexus?.port == 8081)
+        #expect(nexus?.basePath == "/repository/docker-repo" && nexus?.authority == "nexus:8081")
+        #expect(UpstreamBlobTarget(url: "http://[::1]/")?.authority == "[::1]")
+        #expect(UpstreamBlobTarget(url: "http://[::1]/")?.host == "::1")
+        #expect(UpstreamBlobTarget(url: "http://[::1]:5000/")?.authority == "[::1]:5000")
+        #expect(UpstreamBlobTarget(url: "https://registry.example.com/") == nil, "TLS upstreams keep AsyncHTTPClient")
+    }
+}
+
+private struct ClientGone: Error {}
+
+private struct FailingWriter: ResponseBodyWriter {
+    func write(_ buffer: ByteBuffer) async throws { throw ClientGone() }
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
