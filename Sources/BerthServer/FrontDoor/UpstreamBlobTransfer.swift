@@ -116,6 +116,13 @@ final class UpstreamResponseReader: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
+    /// Closes the reader's connection when the last reference to it goes, whatever became of the response.
+    final class CloseOnDeinit: Sendable {
+        let reader: UpstreamResponseReader
+        init(_ reader: UpstreamResponseReader) { self.reader = reader }
+        deinit { reader.close() }
+    }
+
     private let readTimeout: TimeAmount
     private var context: ChannelHandlerContext?
     private var parts = CircularBuffer<HTTPClientResponsePart>()

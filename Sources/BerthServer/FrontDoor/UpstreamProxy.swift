@@ -52,7 +52,7 @@ final class UpstreamProxy: Service, Sendable {
         if UpstreamBlobTarget.isBlobDownload(request), let target = UpstreamBlobTarget(url: upstream.url) {
             return await forwardBlobDownload(
                 request, path: target.basePath + pathAndQuery, headers: headers, to: target, upstream: upstream,
-                origin: origin, executor: executor)
+                base: base, origin: origin, executor: executor)
         }
 
         var outbound = HTTPClientRequest(url: base + pathAndQuery)
@@ -90,7 +90,7 @@ final class UpstreamProxy: Service, Sendable {
     /// A blob download on a connection of its own (see `UpstreamBlobTarget`).
     private func forwardBlobDownload(
         _ request: Request, path: String, headers: HTTPHeaders, to target: UpstreamBlobTarget,
-        upstream: FrontDoorConfiguration.Upstream, origin: ClientOrigin, executor: EventLoopTaskExecutor
+        upstream: FrontDoorConfiguration.Upstream, base: String, origin: ClientOrigin, executor: EventLoopTaskExecutor
     ) async -> Response {
         var headers = headers
         if !headers.contains(name: "Host") { headers.add(name: "Host", value: target.authority) }
@@ -106,9 +106,11 @@ final class UpstreamProxy: Service, Sendable {
         }
         let (response, reader) = answer
         blobDownloads.withLockedValue { $0 += 1 }
-        let base = upstream.url.hasSuffix("/") ? String(upstream.url.dropLast()) : upstream.url
+        // Closes the connection if the body is never written (the response dropped before its body was sent).
+        let closer = UpstreamResponseReader.CloseOnDeinit(reader)
         let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
         return Response(status: status, headers: Self.clientHeaders(response.headers, base: base, origin: origin), body: ResponseBody { writer in
+            defer { withExtendedLifetime(closer) {} }
             do {
                 try await withTaskExecutorPreference(executor) {
                     while let part = try await reader.next() {
