@@ -2,13 +2,15 @@
 # bench/frontdoor.sh — what the front door and the proxy repositories cost, side by side in one run:
 #   1. routing at scale: Berth with 1 route vs 5,000 host + 500 port routes (start time, req/s, p99),
 #   2. an `upstream:` route pulling a big blob vs pulling it directly, with nginx's proxy_pass (the
-#      guide's settings) as the reference,
+#      guide's settings) and two C processes that only move the bytes (bench/tools/copyproxy.c) as references,
 #   3. a proxy repository's cold pull of a big blob: time to first byte vs the whole transfer.
 #
 #   bench/frontdoor.sh                 release build, 3 rounds, 1 GiB blob
 #   BENCH_QUICK=1 bench/frontdoor.sh   64 MiB blob, 1 round, 3 s wrk
-# Env: BERTH_BIN (skip the build), BENCH_ROUNDS, BENCH_BLOB_MIB, BENCH_TMPDIR.
-# Output: Markdown on stdout and in bench/results/frontdoor.md.
+# Env: BERTH_BIN (skip the build), BENCH_ROUNDS, BENCH_BLOB_MIB, BENCH_TMPDIR,
+#      BENCH_OUTPUT (results file; default bench/results/frontdoor.md, or results/tmp/frontdoor-quick.md
+#      for a quick run, so a smoke run never replaces the published table).
+# Output: Markdown on stdout and in BENCH_OUTPUT.
 set -Eeuo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -165,15 +167,25 @@ http {
 }
 NGX
 nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;' & PIDS+=($!)
+# The floor under any proxy on this machine: a C process that only moves the bytes (bench/tools/copyproxy.c),
+# by read/write through a 1 MiB buffer and by splice(2).
+copy_port=$(free_port); splice_port=$(free_port)
+"$(command -v cc || command -v clang)" -O2 -o "$TMP/copyproxy" "$BENCH_DIR/tools/copyproxy.c"
+"$TMP/copyproxy" "$copy_port" "$DIST_PORT" copy & PIDS+=($!)
+"$TMP/copyproxy" "$splice_port" "$DIST_PORT" splice & PIDS+=($!)
 wait_ready "http://127.0.0.1:$up_port/v2/"; wait_ready "http://127.0.0.1:$ngx_port/v2/"
+wait_ready "http://127.0.0.1:$copy_port/v2/"; wait_ready "http://127.0.0.1:$splice_port/v2/"
 
 # utime + stime of a process, in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 declare -A SPEED
 UP_CPU=""
 for round in $(seq 1 "$ROUNDS"); do
-    for via in direct berth nginx; do
-        case $via in direct) port=$DIST_PORT ;; berth) port=$up_port ;; nginx) port=$ngx_port ;; esac
+    for via in direct berth nginx copy splice; do
+        case $via in
+            direct) port=$DIST_PORT ;; berth) port=$up_port ;; nginx) port=$ngx_port ;;
+            copy) port=$copy_port ;; splice) port=$splice_port ;;
+        esac
         sync
         c0=$(cpu_ticks "$UP_PID")
         s=$(curl -fsS -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$port/v2/bench/big/blobs/$blob_digest")
@@ -205,6 +217,7 @@ med() { tr ' ' '\n' <<<"$1" | grep . | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 ms() { awk -v s="$1" 'BEGIN { printf "%.0f", s * 1000 }'; }
 sp_direct=$(med "${SPEED[direct]}"); sp_berth=$(med "${SPEED[berth]}"); sp_nginx=$(med "${SPEED[nginx]}")
+sp_copy=$(med "${SPEED[copy]}"); sp_splice=$(med "${SPEED[splice]}")
 cold_ttfb=$(med "${TTFB[cold]}"); cold_total=$(med "${TOTAL[cold]}"); warm_total=$(med "${TOTAL[warm]}")
 out=$(cat <<MD
 # Front door and proxy benchmark
@@ -221,10 +234,14 @@ out=$(cat <<MD
 | Blob pull direct from distribution | ${sp_direct} MiB/s |
 | Same pull through a Berth \`upstream:\` route | ${sp_berth} MiB/s ($(ratio "$sp_berth" "$sp_direct")× direct; Berth CPU $(med "$UP_CPU") s/GiB, peak RSS ${up_rss} MiB) |
 | Same pull through nginx \`proxy_pass\` (the guide's settings) | ${sp_nginx} MiB/s ($(ratio "$sp_nginx" "$sp_direct")× direct) |
+| Same pull through a C process that only copies (read/write, 1 MiB buffer) | ${sp_copy} MiB/s ($(ratio "$sp_copy" "$sp_direct")× direct; Berth is $(ratio "$sp_berth" "$sp_copy")× of it) |
+| Same pull through a C process that only splices (\`splice(2)\`, no user-space copy) | ${sp_splice} MiB/s ($(ratio "$sp_splice" "$sp_direct")× direct) |
 | Proxy repository, cold pull: time to first byte | $(ms "$cold_ttfb") ms |
 | Proxy repository, cold pull: whole blob | $(ms "$cold_total") ms (first byte at $(ratio "$cold_ttfb" "$cold_total")× of the transfer) |
 | Proxy repository, warm pull (cached): whole blob | $(ms "$warm_total") ms |
 MD
 )
 printf '%s\n' "$out"
-printf '%s\n' "$out" >"$BENCH_DIR/results/frontdoor.md"
+OUTPUT=${BENCH_OUTPUT:-$BENCH_DIR/results/$([[ $QUICK == 1 ]] && echo tmp/frontdoor-quick || echo frontdoor).md}
+printf '%s\n' "$out" >"$OUTPUT"
+log "written to $OUTPUT"
