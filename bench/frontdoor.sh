@@ -46,6 +46,8 @@ fi
 mkdir -p "$BENCH_DIR/results/tmp"
 TMP=$(mktemp -d "${BENCH_TMPDIR:-$BENCH_DIR/results/tmp}/frontdoor.XXXXXX")
 
+# utime + stime of a process, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_ready() { # URL
     local i
@@ -111,7 +113,7 @@ for port in $one_port $many_port; do
     curl -fsS -o /dev/null -X POST --data-binary "$cfg" "http://127.0.0.1:$port/v2/docker-hosted/bench/app/blobs/uploads/?digest=$cfg_digest"
     curl -fsS -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "$manifest" "http://127.0.0.1:$port/v2/docker-hosted/bench/app/manifests/latest"
 done
-declare -A RPS P99 LAST
+declare -A RPS P99 LAST CPU_US
 # The machine drifts between rounds: each round measures both setups back to back (alternating which goes
 # first) and the figure is the median of the rounds' ratios.
 route_ratios=""
@@ -120,9 +122,14 @@ for round in $(seq 1 "$ROUNDS"); do
     for setup in $order; do
         port=$([[ $setup == one ]] && echo "$one_port" || echo "$many_port")
         host=$([[ $setup == one ]] && echo team0.example.com || echo team4999.example.com)
+        pid=$([[ $setup == one ]] && echo "$ONE_PID" || echo "$MANY_PID")
+        c0=$(cpu_ticks "$pid")
         read -r rps p99 < <(wrk_rate "http://127.0.0.1:$port/v2/bench/app/manifests/latest" "$host")
-        RPS[$setup]+="$rps "; P99[$setup]+="$p99 "; LAST[$setup]=$rps
-        log "round $round, $setup route(s): $rps req/s, p99 $p99 ms"
+        c1=$(cpu_ticks "$pid")
+        # Server CPU per request: the route table's cost without the load generator's share of the cores.
+        us=$(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v r="$rps" -v s="$WRK_SECONDS" 'BEGIN { if (r > 0) printf "%.1f", t / hz * 1e6 / (r * s) }')
+        RPS[$setup]+="$rps "; P99[$setup]+="$p99 "; CPU_US[$setup]+="$us "; LAST[$setup]=$rps
+        log "round $round, $setup route(s): $rps req/s, p99 $p99 ms, $us µs CPU per request"
     done
     route_ratios+="$(awk -v a="${LAST[many]}" -v b="${LAST[one]}" 'BEGIN { if (b > 0) printf "%.3f", a / b }') "
 done
@@ -176,12 +183,14 @@ copy_port=$(free_port); splice_port=$(free_port)
 wait_ready "http://127.0.0.1:$up_port/v2/"; wait_ready "http://127.0.0.1:$ngx_port/v2/"
 wait_ready "http://127.0.0.1:$copy_port/v2/"; wait_ready "http://127.0.0.1:$splice_port/v2/"
 
-# utime + stime of a process, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 declare -A SPEED
 UP_CPU=""
+declare -A PULL_RATIOS LASTSP
+# As for the routes: each round pulls through every path back to back (the order reversed every other round),
+# and a ratio is the median of the rounds' ratios, so drift between rounds cancels out.
 for round in $(seq 1 "$ROUNDS"); do
-    for via in direct berth nginx copy splice; do
+    order="direct berth nginx copy splice"; (( round % 2 == 0 )) && order="splice copy nginx berth direct"
+    for via in $order; do
         case $via in
             direct) port=$DIST_PORT ;; berth) port=$up_port ;; nginx) port=$ngx_port ;;
             copy) port=$copy_port ;; splice) port=$splice_port ;;
@@ -191,11 +200,14 @@ for round in $(seq 1 "$ROUNDS"); do
         s=$(curl -fsS -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$port/v2/bench/big/blobs/$blob_digest")
         c1=$(cpu_ticks "$UP_PID")
         mibs=$(awk -v s="$s" 'BEGIN { printf "%.0f", s / 1048576 }')
-        SPEED[$via]+="$mibs "
+        SPEED[$via]+="$mibs "; LASTSP[$via]=$mibs
         if [[ $via == berth ]]; then
             UP_CPU+="$(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v mib="$BLOB_MIB" 'BEGIN { printf "%.2f", t / hz * 1024 / mib }') "
         fi
         log "round $round, pull via $via: $mibs MiB/s"
+    done
+    for pair in berth/direct nginx/direct copy/direct splice/direct berth/copy; do
+        PULL_RATIOS[$pair]+="$(awk -v a="${LASTSP[${pair%/*}]}" -v b="${LASTSP[${pair#*/}]}" 'BEGIN { if (b > 0) printf "%.2f", a / b }') "
     done
 done
 up_rss=$(awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$UP_PID/status")
@@ -218,6 +230,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 ms() { awk -v s="$1" 'BEGIN { printf "%.0f", s * 1000 }'; }
 sp_direct=$(med "${SPEED[direct]}"); sp_berth=$(med "${SPEED[berth]}"); sp_nginx=$(med "${SPEED[nginx]}")
 sp_copy=$(med "${SPEED[copy]}"); sp_splice=$(med "${SPEED[splice]}")
+pr() { med "${PULL_RATIOS[$1]}"; } # median of the per-round ratios of a pair
 cold_ttfb=$(med "${TTFB[cold]}"); cold_total=$(med "${TOTAL[cold]}"); warm_total=$(med "${TOTAL[warm]}")
 out=$(cat <<MD
 # Front door and proxy benchmark
@@ -231,11 +244,12 @@ out=$(cat <<MD
 | Manifest GET through a host route, 1 route | ${r_one} req/s, p99 ${p_one} ms |
 | Manifest GET through a host route, 5,000 host + 500 port routes | ${r_many} req/s, p99 ${p_many} ms |
 | Request rate with many routes / with one (median of per-round ratios: ${route_ratios% }) | $(printf '%.2f' "$r_ratio")× |
+| Berth CPU per request, 1 route / 5,000 host + 500 port routes | $(tr ' ' '\n' <<<"${CPU_US[one]}" | grep . | median) / $(tr ' ' '\n' <<<"${CPU_US[many]}" | grep . | median) µs |
 | Blob pull direct from distribution | ${sp_direct} MiB/s |
-| Same pull through a Berth \`upstream:\` route | ${sp_berth} MiB/s ($(ratio "$sp_berth" "$sp_direct")× direct; Berth CPU $(med "$UP_CPU") s/GiB, peak RSS ${up_rss} MiB) |
-| Same pull through nginx \`proxy_pass\` (the guide's settings) | ${sp_nginx} MiB/s ($(ratio "$sp_nginx" "$sp_direct")× direct) |
-| Same pull through a C process that only copies (read/write, 1 MiB buffer) | ${sp_copy} MiB/s ($(ratio "$sp_copy" "$sp_direct")× direct; Berth is $(ratio "$sp_berth" "$sp_copy")× of it) |
-| Same pull through a C process that only splices (\`splice(2)\`, no user-space copy) | ${sp_splice} MiB/s ($(ratio "$sp_splice" "$sp_direct")× direct) |
+| Same pull through a Berth \`upstream:\` route | ${sp_berth} MiB/s; $(pr berth/direct)× direct (rounds: ${PULL_RATIOS[berth/direct]% }); Berth CPU $(med "$UP_CPU") s/GiB, peak RSS ${up_rss} MiB |
+| Same pull through nginx \`proxy_pass\` (the guide's settings) | ${sp_nginx} MiB/s; $(pr nginx/direct)× direct |
+| Same pull through a C process that only copies (read/write, 1 MiB buffer) | ${sp_copy} MiB/s; $(pr copy/direct)× direct (rounds: ${PULL_RATIOS[copy/direct]% }); Berth/copy $(pr berth/copy)× |
+| Same pull through a C process that only splices (\`splice(2)\`, no user-space copy) | ${sp_splice} MiB/s; $(pr splice/direct)× direct |
 | Proxy repository, cold pull: time to first byte | $(ms "$cold_ttfb") ms |
 | Proxy repository, cold pull: whole blob | $(ms "$cold_total") ms (first byte at $(ratio "$cold_ttfb" "$cold_total")× of the transfer) |
 | Proxy repository, warm pull (cached): whole blob | $(ms "$warm_total") ms |
