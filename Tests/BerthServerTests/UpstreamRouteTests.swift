@@ -74,6 +74,10 @@ struct UpstreamRouteTests {
                 await #expect(throws: ClientGone.self) { try await abandoned.body.write(FailingWriter()) }
                 let again = try await proxy.execute("/v2/team/app/blobs/\(digest)", host: host)
                 #expect(sha256(Array(again.body.readableBytesView)) == digest)
+                // A response dropped before its body was written.
+                _ = try await proxy.respond("/v2/team/app/blobs/\(digest)", host: host)
+                // No upstream connection outlives its download.
+                #expect(try await Self.eventually { proxy.responder.upstream.openBlobConnections.withLockedValue { $0 } == 0 })
             }
         }
     }
@@ -93,6 +97,7 @@ struct UpstreamRouteTests {
             let down = try await proxy.execute("/v2/team/app/blobs/\(sha256("x"))", host: "up.example.com")
             #expect(down.status == .badGateway)
             #expect(down.errorCode == "UNAVAILABLE")
+            #expect(proxy.responder.upstream.blobDownloads.withLockedValue { $0 } == 1, "the attempt took the blob path")
         }
     }
 
@@ -116,8 +121,49 @@ struct UpstreamRouteTests {
             let late = try await proxy.execute("/v2/team/app/blobs/\(sha256("x"))", host: "up.example.com")
             #expect(late.status == .gatewayTimeout)
             #expect(late.errorCode == "UNAVAILABLE")
+            #expect(late.text.contains("the upstream sent nothing within the read timeout"), "\(late.text)")
             #expect(ContinuousClock.now - started < .seconds(5))
+            #expect(try await Self.eventually { proxy.responder.upstream.openBlobConnections.withLockedValue { $0 } == 0 })
         }
+    }
+
+    /// Answers the way real upstreams (and networks) can: a head in two segments, chunk framing split across
+    /// writes, a `100 Continue` first, a body that ends when the connection does.
+    @Test func awkwardlyFramedAnswersArriveWhole() async throws {
+        let upstream = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ScriptedUpstream()) } }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { upstream.close(promise: nil) }
+        let port = try #require(upstream.localAddress?.port)
+        var side = try TestRegistry()
+        side.frontDoor.routes = [
+            .init(match: .host("up.example.com"), endpoint: .upstream(.init(url: "http://127.0.0.1:\(port)/", connectTimeoutSeconds: 2, readTimeoutSeconds: 3)))
+        ]
+        defer { side.cleanUp() }
+        let channel = try await Self.loopChannel()
+        defer { channel.close(promise: nil) }
+        try await side.runDirect { (plain: DirectClient) async throws in
+            var proxy = plain
+            proxy.channel = channel
+            for (script, body) in [("chunked", "hello, world"), ("continue", "after 100"), ("eof", "abcdef")] {
+                let started = ContinuousClock.now
+                let answer = try await proxy.execute("/v2/\(script)/blobs/sha256:1", host: "up.example.com")
+                #expect(answer.status == .ok, "\(script)")
+                #expect(answer.text == body, "\(script)")
+                #expect(ContinuousClock.now - started < .seconds(2), "\(script): no wait for the read timeout")
+            }
+            #expect(proxy.responder.upstream.blobDownloads.withLockedValue { $0 } == 3)
+            #expect(try await Self.eventually { proxy.responder.upstream.openBlobConnections.withLockedValue { $0 } == 0 })
+        }
+    }
+
+    /// Polls `condition` for up to 5 s.
+    static func eventually(_ condition: () -> Bool) async throws -> Bool {
+        for _ in 0..<100 {
+            if condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return condition()
     }
 
     @Test func onlyBlobDownloadsOnPlainHTTPTakeTheBlobPath() {
@@ -143,6 +189,40 @@ struct UpstreamRouteTests {
 }
 
 private struct ClientGone: Error {}
+
+/// Plays one scripted answer, chosen by the request's path, in pieces 30 ms apart.
+private final class ScriptedUpstream: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private var request = ""
+    private var started = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        request += String(buffer: unwrapInboundIn(data))
+        guard !started, request.contains("\r\n\r\n") else { return }
+        started = true
+        let pieces: [String]
+        var closeAfter = false
+        if request.hasPrefix("GET /v2/chunked/") {
+            pieces = ["HTTP/1.1 200 OK\r\nContent-Type: application/octet-", "stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+                      "5\r\n", "hello\r\n", "7\r", "\n, world\r\n", "0\r", "\n\r\n"]
+        } else if request.hasPrefix("GET /v2/continue/") {
+            pieces = ["HTTP/1.1 100 Continue\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", "after", " 100"]
+        } else {
+            pieces = ["HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", "abc", "def"]
+            closeAfter = true
+        }
+        let loop = context.eventLoop
+        for (index, piece) in pieces.enumerated() {
+            loop.scheduleTask(in: .milliseconds(Int64(30 * index))) {
+                context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: piece)), promise: nil)
+            }
+        }
+        if closeAfter {
+            loop.scheduleTask(in: .milliseconds(Int64(30 * pieces.count))) { context.close(promise: nil) }
+        }
+    }
+}
 
 private struct FailingWriter: ResponseBodyWriter {
     func write(_ buffer: ByteBuffer) async throws { throw ClientGone() }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -56,7 +57,8 @@ extension UpstreamProxy {
         head: HTTPRequestHead, to target: UpstreamBlobTarget, upstream: FrontDoorConfiguration.Upstream,
         on eventLoop: any EventLoop
     ) async throws -> (HTTPResponseHead, UpstreamResponseReader) {
-        let reader = UpstreamResponseReader(readTimeout: .seconds(Int64(upstream.readTimeoutSeconds)))
+        blobDownloads.withLockedValue { $0 += 1 }
+        let reader = UpstreamResponseReader(readTimeout: .seconds(Int64(upstream.readTimeoutSeconds)), on: eventLoop)
         let channel = try await ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(Int64(upstream.connectTimeoutSeconds)))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -75,19 +77,16 @@ extension UpstreamProxy {
                 }
             }
             .connect(host: target.host, port: target.port).get()
+        openBlobConnections.withLockedValue { $0 += 1 }
+        channel.closeFuture.whenComplete { [openBlobConnections] _ in openBlobConnections.withLockedValue { $0 -= 1 } }
         do {
             channel.write(HTTPClientRequestPart.head(head), promise: nil)
             try await channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
-            while true {
-                switch try await reader.next() {
-                case .head(let response) where response.status.code >= 100 && response.status.code < 200:
-                    continue  // informational (a stray 100 Continue): the real answer follows
-                case .head(let response):
-                    return (response, reader)
-                case .body, .end, nil:
-                    throw UpstreamResponseReader.Failure.noResponseHead
-                }
+            // The decoder drops informational (1xx) heads: the first head is the answer.
+            guard case .head(let response) = try await reader.next() else {
+                throw UpstreamResponseReader.Failure.noResponseHead
             }
+            return (response, reader)
         } catch {
             reader.close()
             throw error
@@ -98,7 +97,7 @@ extension UpstreamProxy {
 /// The last handler of a blob connection: holds the upstream's response parts for one consumer and reads the
 /// socket only when that consumer waits, so a slow client slows the upstream instead of filling memory.
 ///
-/// All state lives on the channel's event loop; `next()` hops there when called from elsewhere.
+/// All state lives on the channel's event loop; `next()` and `close()` hop there when called from elsewhere.
 final class UpstreamResponseReader: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPClientResponsePart
 
@@ -124,6 +123,8 @@ final class UpstreamResponseReader: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private let readTimeout: TimeAmount
+    private let eventLoop: any EventLoop
+    /// Set while the handler is in the pipeline; cleared on removal, which breaks the context's hold on us.
     private var context: ChannelHandlerContext?
     private var parts = CircularBuffer<HTTPClientResponsePart>()
     private var waiter: EventLoopPromise<HTTPClientResponsePart?>?
@@ -132,28 +133,32 @@ final class UpstreamResponseReader: ChannelInboundHandler, @unchecked Sendable {
     private var ended = false
     private var closed = false
 
-    init(readTimeout: TimeAmount) {
+    init(readTimeout: TimeAmount, on eventLoop: any EventLoop) {
         self.readTimeout = readTimeout
+        self.eventLoop = eventLoop
     }
 
     /// The next part, or nil after `.end`. Throws when the upstream fails, closes early or stays silent too long.
+    /// Cancelling the waiting task closes the connection.
     func next() async throws -> HTTPClientResponsePart? {
-        guard let context else { throw Failure.closedEarly }
-        let loop = context.eventLoop
-        if loop.inEventLoop {
-            if let part = parts.popFirst() { return deliver(part) }
-            return try await waitOnLoop().get()
+        let loop = eventLoop
+        return try await withTaskCancellationHandler {
+            if loop.inEventLoop {
+                if let part = parts.popFirst() { return deliver(part) }
+                return try await waitOnLoop().get()
+            }
+            return try await loop.flatSubmit {
+                if let part = self.parts.popFirst() { return loop.makeSucceededFuture(self.deliver(part)) }
+                return self.waitOnLoop()
+            }.get()
+        } onCancel: {
+            close()
         }
-        return try await loop.flatSubmit {
-            if let part = self.parts.popFirst() { return loop.makeSucceededFuture(self.deliver(part)) }
-            return self.waitOnLoop()
-        }.get()
     }
 
     /// Closes the upstream connection (after `.end`, or when the client went away).
     func close() {
-        guard let loop = context?.eventLoop else { return }
-        loop.execute {
+        eventLoop.execute {
             guard !self.closed else { return }
             self.closed = true
             self.context?.close(promise: nil)
@@ -166,16 +171,16 @@ final class UpstreamResponseReader: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func waitOnLoop() -> EventLoopFuture<HTTPClientResponsePart?> {
-        let loop = context!.eventLoop
-        if let failure { return loop.makeFailedFuture(failure) }
-        if ended { return loop.makeSucceededFuture(nil) }
-        if closed { return loop.makeFailedFuture(Failure.closedEarly) }
-        let promise = loop.makePromise(of: HTTPClientResponsePart?.self)
+        if let failure { return eventLoop.makeFailedFuture(failure) }
+        if ended { return eventLoop.makeSucceededFuture(nil) }
+        guard !closed, let context else { return eventLoop.makeFailedFuture(Failure.closedEarly) }
+        assert(waiter == nil, "one consumer, one next() at a time")
+        let promise = eventLoop.makePromise(of: HTTPClientResponsePart?.self)
         waiter = promise
-        timeout = loop.scheduleTask(in: readTimeout) { [self] in
+        timeout = eventLoop.scheduleTask(in: readTimeout) { [self] in
             fail(Failure.readTimeout)
         }
-        context!.read()
+        context.read()
         return promise.futureResult
     }
 
@@ -197,6 +202,11 @@ final class UpstreamResponseReader: ChannelInboundHandler, @unchecked Sendable {
         self.context = context
     }
 
+    /// After `channelInactive` (which failed any waiter); parts still queued stay for the consumer to drain.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         if let waiter {
@@ -209,6 +219,12 @@ final class UpstreamResponseReader: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
+    /// A read can end without a whole part (a head split across segments, a bare chunk-size line): the consumer
+    /// still waits, so read on.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if waiter != nil, !closed { context.read() }
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         fail(error)
     }
@@ -217,7 +233,7 @@ final class UpstreamResponseReader: ChannelInboundHandler, @unchecked Sendable {
         closed = true
         // Parts still queued (the decoder flushes `.end` before this on a read-until-close body) are delivered;
         // a consumer waiting now will never see its `.end`.
-        if !ended, parts.isEmpty || !parts.contains(where: { if case .end = $0 { true } else { false } }) {
+        if !ended, !parts.contains(where: { if case .end = $0 { true } else { false } }) {
             fail(Failure.closedEarly)
         }
         context.fireChannelInactive()

@@ -22,8 +22,10 @@ final class UpstreamProxy: Service, Sendable {
     }
 
     private let clients = NIOLockedValueBox<[ClientKey: HTTPClient]>([:])
-    /// Blob downloads that took the dedicated-connection path (for tests and diagnostics).
+    /// Blob downloads that took the dedicated-connection path, and their connections still open (for tests and
+    /// diagnostics).
     let blobDownloads = NIOLockedValueBox(0)
+    let openBlobConnections = NIOLockedValueBox(0)
     private let logger: Logger
 
     init(logger: Logger) {
@@ -105,7 +107,6 @@ final class UpstreamProxy: Service, Sendable {
             return failure(error, upstream: upstream, request: request)
         }
         let (response, reader) = answer
-        blobDownloads.withLockedValue { $0 += 1 }
         // Closes the connection if the body is never written (the response dropped before its body was sent).
         let closer = UpstreamResponseReader.CloseOnDeinit(reader)
         let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
