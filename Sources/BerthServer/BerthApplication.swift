@@ -108,14 +108,17 @@ public enum BerthApplication {
         var services: [any Service] = [upstream, purger(config, registry, logger), StartupPages.Releaser(delay: .seconds(3), logger: logger)]
         services.append(application(config.listen, server: .http1(configuration: http1(config)), responder: responder, services: [], logger: logger))
         var stores: [Int: CertificateStore] = [:]
-        for (address, tls) in extraListeners(config) {
+        let listeners = extraListeners(config)
+        let date = HTTPDateHeader()
+        if !listeners.isEmpty { services.append(date) }
+        for (address, tls) in listeners {
             var server = HTTPServerBuilder.http1(configuration: http1(config))
             if let tls {
                 let store = try CertificateStore(tls)
                 stores[address.port] = store
                 server = .http1OverTLS(configuration: http1(config), tlsConfiguration: store.serverConfiguration())
             }
-            services.append(application(address, server: server, responder: responder, services: [], logger: logger))
+            services.append(ExtraListener(address: address, server: server, responder: responder, date: date, logger: logger))
         }
         if let configPath {
             services.append(ConfigReloader(
