@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/frontdoor.sh — what the front door and the proxy repositories cost, side by side in one run:
-#   1. routing at scale: Berth with 1 route vs 5,000 host + 500 port routes (start time, req/s, p99),
+#   1. routing at scale: Berth with 1 route vs 5,000 host + 500 port routes (start time, req/s, p99,
+#      CPU and callgrind instructions per request),
 #   2. an `upstream:` route pulling a big blob vs pulling it directly, with nginx's proxy_pass (the
 #      guide's settings) and two C processes that only move the bytes (bench/tools/copyproxy.c) as references,
 #   3. a proxy repository's cold pull of a big blob: time to first byte vs the whole transfer.
@@ -37,7 +38,7 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
 }
-ensure_packages docker-registry nginx wrk curl python3
+ensure_packages docker-registry nginx wrk curl python3 valgrind binutils
 
 if [[ -z ${BERTH_BIN:-} ]]; then
     log "building berth (bench/build-berth.sh: release, static Swift runtime)"
@@ -137,6 +138,28 @@ r_one=$(tr ' ' '\n' <<<"${RPS[one]}" | grep . | median); r_many=$(tr ' ' '\n' <<
 r_ratio=$(tr ' ' '\n' <<<"$route_ratios" | grep . | median)
 p_one=$(tr ' ' '\n' <<<"${P99[one]}" | grep . | median); p_many=$(tr ' ' '\n' <<<"${P99[many]}" | grep . | median)
 kill "$ONE_PID" "$MANY_PID" 2>/dev/null || true
+wait "$ONE_PID" "$MANY_PID" 2>/dev/null || true
+
+# The same request counted in instructions (callgrind), which the machine's noise does not move: each setup
+# serves CG_REQUESTS manifest GETs on one connection, instrumented only while they run. Valgrind 3.19 cannot
+# read the DWARF 5 of a Swift binary, so it runs a copy without debug sections (symbols kept).
+CG_REQUESTS=$([[ $QUICK == 1 ]] && echo 200 || echo 2000)
+objcopy --strip-debug "$BERTH_BIN" "$TMP/berth-cg"
+callgrind_per_request() { # SETUP PORT HOST → instructions per request
+    local out=$TMP/cg.$1.out vp i
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
+        "$TMP/berth-cg" serve --config "$TMP/$1.yml" --data "$TMP/$1" --log-level warning >"$TMP/cg-$1.log" 2>&1 & vp=$!
+    for i in $(seq 1 600); do curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$2/v2/" 2>/dev/null && break; sleep 0.2; done
+    curl -fsS -o /dev/null -H "Host: $3" "http://127.0.0.1:$2/v2/bench/app/manifests/latest?warm=[1-200]"
+    callgrind_control -i on "$vp" >/dev/null 2>&1
+    curl -fsS -o /dev/null -H "Host: $3" "http://127.0.0.1:$2/v2/bench/app/manifests/latest?n=[1-$CG_REQUESTS]"
+    callgrind_control -i off "$vp" >/dev/null 2>&1
+    kill "$vp"; wait "$vp" 2>/dev/null || true
+    callgrind_annotate "$out" 2>/dev/null | awk -v n="$CG_REQUESTS" '/PROGRAM TOTALS/ { gsub(",", "", $1); printf "%.0f\n", $1 / n }'
+}
+cg_one=$(callgrind_per_request one "$one_port" team0.example.com)
+cg_many=$(callgrind_per_request many "$many_port" team4999.example.com)
+log "instructions per manifest GET: $cg_one with 1 route, $cg_many with 5,000 host + 500 port routes"
 
 # ---------------------------------------------------------------- 2. upstream route vs direct
 log "preparing a ${BLOB_MIB} MiB blob on distribution"
@@ -245,6 +268,7 @@ out=$(cat <<MD
 | Manifest GET through a host route, 5,000 host + 500 port routes | ${r_many} req/s, p99 ${p_many} ms |
 | Request rate with many routes / with one (median of per-round ratios: ${route_ratios% }) | $(printf '%.2f' "$r_ratio")× |
 | Berth CPU per request, 1 route / 5,000 host + 500 port routes | $(tr ' ' '\n' <<<"${CPU_US[one]}" | grep . | median) / $(tr ' ' '\n' <<<"${CPU_US[many]}" | grep . | median) µs |
+| Instructions per manifest GET (callgrind, ${CG_REQUESTS} requests), 1 route / 5,000 host + 500 port routes | ${cg_one} / ${cg_many} ($(awk -v a="$cg_many" -v b="$cg_one" 'BEGIN { if (b > 0) printf "%.3f", a / b }')×) |
 | Blob pull direct from distribution | ${sp_direct} MiB/s |
 | Same pull through a Berth \`upstream:\` route | ${sp_berth} MiB/s; $(pr berth/direct)× direct (rounds: ${PULL_RATIOS[berth/direct]% }); Berth CPU $(med "$UP_CPU") s/GiB, peak RSS ${up_rss} MiB |
 | Same pull through nginx \`proxy_pass\` (the guide's settings) | ${sp_nginx} MiB/s; $(pr nginx/direct)× direct |
