@@ -13,13 +13,23 @@ import Testing
 /// AsyncHTTPClient; both must look the same to the client.
 @Suite("Upstream routes (real upstream)")
 struct UpstreamRouteTests {
-    /// A route side whose `up.example.com` is an upstream route to `url`.
-    static func routeSide(url: String) throws -> TestRegistry {
-        var t = try TestRegistry()
-        t.frontDoor.routes = [
-            .init(match: .host("up.example.com"), endpoint: .upstream(.init(url: url, connectTimeoutSeconds: 2, readTimeoutSeconds: 10)))
+    /// Runs `body` with a client of a Berth whose `up.example.com` is an upstream route to `url`, its requests
+    /// arriving on a real event loop.
+    static func throughRoute(
+        to url: String, readTimeoutSeconds: Int = 10, _ body: (DirectClient) async throws -> Void
+    ) async throws {
+        var side = try TestRegistry()
+        side.frontDoor.routes = [
+            .init(match: .host("up.example.com"), endpoint: .upstream(.init(url: url, connectTimeoutSeconds: 2, readTimeoutSeconds: readTimeoutSeconds)))
         ]
-        return t
+        defer { side.cleanUp() }
+        let channel = try await loopChannel()
+        defer { channel.close(promise: nil) }
+        try await side.runDirect { (plain: DirectClient) async throws in
+            var proxy = plain
+            proxy.channel = channel
+            try await body(proxy)
+        }
     }
 
     /// A channel on a real event loop for the requests to arrive on.
@@ -35,13 +45,7 @@ struct UpstreamRouteTests {
         let digest = sha256(big)
         try await upstream.runLive { client, port in
             try await Pusher(client: client).blob("team/app", big)
-            let side = try Self.routeSide(url: "http://127.0.0.1:\(port)/repository/docker-hosted/")
-            defer { side.cleanUp() }
-            let channel = try await Self.loopChannel()
-            defer { channel.close(promise: nil) }
-            try await side.runDirect { (plain: DirectClient) async throws in
-                var proxy = plain
-                proxy.channel = channel
+            try await Self.throughRoute(to: "http://127.0.0.1:\(port)/repository/docker-hosted/") { proxy in
                 let host = "up.example.com"
                 let whole = try await proxy.execute("/v2/team/app/blobs/\(digest)", host: host)
                 #expect(whole.status == .ok)
@@ -87,13 +91,7 @@ struct UpstreamRouteTests {
         let probe = try await Self.loopChannel()
         let port = try #require(probe.localAddress?.port)
         try await probe.close()
-        let side = try Self.routeSide(url: "http://127.0.0.1:\(port)/")
-        defer { side.cleanUp() }
-        let channel = try await Self.loopChannel()
-        defer { channel.close(promise: nil) }
-        try await side.runDirect { (plain: DirectClient) async throws in
-            var proxy = plain
-            proxy.channel = channel
+        try await Self.throughRoute(to: "http://127.0.0.1:\(port)/") { proxy in
             let down = try await proxy.execute("/v2/team/app/blobs/\(sha256("x"))", host: "up.example.com")
             #expect(down.status == .badGateway)
             #expect(down.errorCode == "UNAVAILABLE")
@@ -107,16 +105,7 @@ struct UpstreamRouteTests {
             .bind(host: "127.0.0.1", port: 0).get()
         defer { silent.close(promise: nil) }
         let port = try #require(silent.localAddress?.port)
-        var side = try TestRegistry()
-        side.frontDoor.routes = [
-            .init(match: .host("up.example.com"), endpoint: .upstream(.init(url: "http://127.0.0.1:\(port)/", connectTimeoutSeconds: 2, readTimeoutSeconds: 1)))
-        ]
-        defer { side.cleanUp() }
-        let channel = try await Self.loopChannel()
-        defer { channel.close(promise: nil) }
-        try await side.runDirect { (plain: DirectClient) async throws in
-            var proxy = plain
-            proxy.channel = channel
+        try await Self.throughRoute(to: "http://127.0.0.1:\(port)/", readTimeoutSeconds: 1) { proxy in
             let started = ContinuousClock.now
             let late = try await proxy.execute("/v2/team/app/blobs/\(sha256("x"))", host: "up.example.com")
             #expect(late.status == .gatewayTimeout)
@@ -135,16 +124,7 @@ struct UpstreamRouteTests {
             .bind(host: "127.0.0.1", port: 0).get()
         defer { upstream.close(promise: nil) }
         let port = try #require(upstream.localAddress?.port)
-        var side = try TestRegistry()
-        side.frontDoor.routes = [
-            .init(match: .host("up.example.com"), endpoint: .upstream(.init(url: "http://127.0.0.1:\(port)/", connectTimeoutSeconds: 2, readTimeoutSeconds: 3)))
-        ]
-        defer { side.cleanUp() }
-        let channel = try await Self.loopChannel()
-        defer { channel.close(promise: nil) }
-        try await side.runDirect { (plain: DirectClient) async throws in
-            var proxy = plain
-            proxy.channel = channel
+        try await Self.throughRoute(to: "http://127.0.0.1:\(port)/", readTimeoutSeconds: 3) { proxy in
             for (script, body) in [("chunked", "hello, world"), ("continue", "after 100"), ("eof", "abcdef")] {
                 let started = ContinuousClock.now
                 let answer = try await proxy.execute("/v2/\(script)/blobs/sha256:1", host: "up.example.com")
