@@ -30,9 +30,7 @@ struct UpstreamBlobTarget: Sendable, Equatable {
         let bracketed = host.hasPrefix("[") ? host : (host.contains(":") ? "[\(host)]" : host)
         self.host = bracketed.hasPrefix("[") ? String(bracketed.dropFirst().dropLast()) : bracketed
         port = components.port ?? 80
-        var path = components.path
-        while path.hasSuffix("/") { path.removeLast() }
-        basePath = path
+        basePath = UpstreamProxy.path(of: url)
         authority = components.port.map { "\(bracketed):\($0)" } ?? bracketed
     }
 

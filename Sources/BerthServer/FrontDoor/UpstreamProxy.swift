@@ -185,8 +185,8 @@ final class UpstreamProxy: Service, Sendable {
         return value.replacingCharacters(in: start.upperBound..<end, with: clientBase + rewritten)
     }
 
-    /// The path part of an absolute URL without its trailing slash (`http://h:1/a/b/` → `/a/b`).
-    private static func path(of url: String) -> String {
+    /// The path part of an absolute URL without its trailing slash (`http://h:1/a/b/` → `/a/b`), as written.
+    static func path(of url: String) -> String {
         guard let schemeEnd = url.range(of: "://") else { return "" }
         let rest = url[schemeEnd.upperBound...]
         guard let slash = rest.firstIndex(of: "/") else { return "" }
