@@ -267,7 +267,7 @@ out=$(cat <<MD
 | Manifest GET through a host route, 1 route | ${r_one} req/s, p99 ${p_one} ms |
 | Manifest GET through a host route, 5,000 host + 500 port routes | ${r_many} req/s, p99 ${p_many} ms |
 | Request rate with many routes / with one (median of per-round ratios: ${route_ratios% }) | $(printf '%.2f' "$r_ratio")× |
-| Berth CPU per request, 1 route / 5,000 host + 500 port routes | $(tr ' ' '\n' <<<"${CPU_US[one]}" | grep . | median) / $(tr ' ' '\n' <<<"${CPU_US[many]}" | grep . | median) µs |
+| Berth CPU per request, 1 route / 5,000 host + 500 port routes | $(med "${CPU_US[one]}") / $(med "${CPU_US[many]}") µs |
 | Instructions per manifest GET (callgrind, ${CG_REQUESTS} requests), 1 route / 5,000 host + 500 port routes | ${cg_one} / ${cg_many} ($(awk -v a="$cg_many" -v b="$cg_one" 'BEGIN { if (b > 0) printf "%.3f", a / b }')×) |
 | Blob pull direct from distribution | ${sp_direct} MiB/s |
 | Same pull through a Berth \`upstream:\` route | ${sp_berth} MiB/s; $(pr berth/direct)× direct (rounds: ${PULL_RATIOS[berth/direct]% }); Berth CPU $(med "$UP_CPU") s/GiB, peak RSS ${up_rss} MiB |
