@@ -72,7 +72,7 @@ log: { level: warn }
 storage: { filesystem: { rootdirectory: $TMP/dist }, delete: { enabled: true } }
 http: { addr: 127.0.0.1:$DIST_PORT }
 YML
-/usr/bin/docker-registry serve "$TMP/dist.yml" >"$TMP/dist.log" 2>&1 & PIDS+=($!)
+/usr/bin/docker-registry serve "$TMP/dist.yml" >"$TMP/dist.log" 2>&1 & DIST_PID=$!; PIDS+=($!)
 
 one_port=$(free_port); many_port=$(free_port)
 {
@@ -196,37 +196,50 @@ http {
   }
 }
 NGX
-nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;' & PIDS+=($!)
+nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;' & NGX_PID=$!; PIDS+=($!)
 # The floor under any proxy on this machine: a C process that only moves the bytes (bench/tools/copyproxy.c),
 # by read/write through a 1 MiB buffer and by splice(2).
 copy_port=$(free_port); splice_port=$(free_port)
 "$(command -v cc || command -v clang)" -O2 -o "$TMP/copyproxy" "$BENCH_DIR/tools/copyproxy.c"
-"$TMP/copyproxy" "$copy_port" "$DIST_PORT" copy & PIDS+=($!)
-"$TMP/copyproxy" "$splice_port" "$DIST_PORT" splice & PIDS+=($!)
+"$TMP/copyproxy" "$copy_port" "$DIST_PORT" copy & COPY_PID=$!; PIDS+=($!)
+"$TMP/copyproxy" "$splice_port" "$DIST_PORT" splice & SPLICE_PID=$!; PIDS+=($!)
 wait_ready "http://127.0.0.1:$up_port/v2/"; wait_ready "http://127.0.0.1:$ngx_port/v2/"
 wait_ready "http://127.0.0.1:$copy_port/v2/"; wait_ready "http://127.0.0.1:$splice_port/v2/"
 
 declare -A SPEED
 UP_CPU=""
 declare -A PULL_RATIOS LASTSP
+# Where the CPU of one pull goes, per path: distribution (the upstream), the proxy in between, curl (the client),
+# and what the machine left idle, in CPU-seconds per GiB. It shows how much of this machine is left for a proxy.
+declare -A BUDGET_DIST BUDGET_PROXY BUDGET_CURL BUDGET_IDLE BUDGET_SUM
+ngx_worker=$(pgrep -P "$NGX_PID" | head -1)
+idle_ticks() { awk '/^cpu / { print $5 + $6 }' /proc/stat; }
+per_gib() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v mib="$BLOB_MIB" 'BEGIN { printf "%.2f", t / hz * 1024 / mib }'; }
+TIMEFORMAT='%U %S'
 # As for the routes: each round pulls through every path back to back (the order reversed every other round),
 # and a ratio is the median of the rounds' ratios, so drift between rounds cancels out.
 for round in $(seq 1 "$ROUNDS"); do
     order="direct berth nginx copy splice"; (( round % 2 == 0 )) && order="splice copy nginx berth direct"
     for via in $order; do
         case $via in
-            direct) port=$DIST_PORT ;; berth) port=$up_port ;; nginx) port=$ngx_port ;;
-            copy) port=$copy_port ;; splice) port=$splice_port ;;
+            direct) port=$DIST_PORT; proxy_pid="" ;; berth) port=$up_port; proxy_pid=$UP_PID ;;
+            nginx) port=$ngx_port; proxy_pid=$ngx_worker ;;
+            copy) port=$copy_port; proxy_pid=$COPY_PID ;; splice) port=$splice_port; proxy_pid=$SPLICE_PID ;;
         esac
         sync
-        c0=$(cpu_ticks "$UP_PID")
-        s=$(curl -fsS -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$port/v2/bench/big/blobs/$blob_digest")
-        c1=$(cpu_ticks "$UP_PID")
+        d0=$(cpu_ticks "$DIST_PID"); p0=$([[ -n $proxy_pid ]] && cpu_ticks "$proxy_pid" || echo 0); i0=$(idle_ticks)
+        { time curl -fsS -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$port/v2/bench/big/blobs/$blob_digest" >"$TMP/pull.out"; } 2>"$TMP/pull.time" ||
+            { cat "$TMP/pull.time" >&2; exit 1; }
+        d1=$(cpu_ticks "$DIST_PID"); p1=$([[ -n $proxy_pid ]] && cpu_ticks "$proxy_pid" || echo 0); i1=$(idle_ticks)
+        s=$(cat "$TMP/pull.out")
         mibs=$(awk -v s="$s" 'BEGIN { printf "%.0f", s / 1048576 }')
         SPEED[$via]+="$mibs "; LASTSP[$via]=$mibs
-        if [[ $via == berth ]]; then
-            UP_CPU+="$(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v mib="$BLOB_MIB" 'BEGIN { printf "%.2f", t / hz * 1024 / mib }') "
-        fi
+        BUDGET_DIST[$via]+="$(per_gib $((d1 - d0))) "; BUDGET_PROXY[$via]+="$(per_gib $((p1 - p0))) "
+        BUDGET_IDLE[$via]+="$(per_gib $((i1 - i0))) "
+        curl_cpu=$(awk -v mib="$BLOB_MIB" '{ printf "%.2f", ($1 + $2) * 1024 / mib }' "$TMP/pull.time")
+        BUDGET_CURL[$via]+="$curl_cpu "
+        BUDGET_SUM[$via]+="$(awk -v c="$curl_cpu" -v d="$(per_gib $((d1 - d0)))" -v p="$(per_gib $((p1 - p0)))" 'BEGIN { printf "%.2f", c + d + p }') "
+        [[ $via == berth ]] && UP_CPU+="$(per_gib $((p1 - p0))) "
         log "round $round, pull via $via: $mibs MiB/s"
     done
     for pair in berth/direct nginx/direct copy/direct splice/direct berth/copy; do
@@ -277,6 +290,15 @@ out=$(cat <<MD
 | Proxy repository, cold pull: time to first byte | $(ms "$cold_ttfb") ms |
 | Proxy repository, cold pull: whole blob | $(ms "$cold_total") ms (first byte at $(ratio "$cold_ttfb" "$cold_total")× of the transfer) |
 | Proxy repository, warm pull (cached): whole blob | $(ms "$warm_total") ms |
+
+Where the CPU of one ${BLOB_MIB} MiB pull goes, in CPU-seconds per GiB (medians; $(nproc) CPUs, so a pull that
+takes t seconds has $(nproc)·t CPU-seconds to spend, and what nobody spent is "idle"):
+
+| Path | MiB/s | distribution | proxy | curl | all three | machine idle |
+|---|---|---|---|---|---|---|
+$(for via in direct berth nginx copy splice; do
+    echo "| $via | $(med "${SPEED[$via]}") | $(med "${BUDGET_DIST[$via]}") | $([[ $via == direct ]] && echo - || med "${BUDGET_PROXY[$via]}") | $(med "${BUDGET_CURL[$via]}") | $(med "${BUDGET_SUM[$via]}") | $(med "${BUDGET_IDLE[$via]}") |"
+done)
 MD
 )
 printf '%s\n' "$out"

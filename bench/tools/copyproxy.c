@@ -3,8 +3,9 @@
  *
  *   copyproxy LISTEN_PORT UPSTREAM_PORT copy|splice
  *
- * Accepts on 127.0.0.1:LISTEN_PORT, one process per connection; passes the client's first read (a bodiless
- * GET) to 127.0.0.1:UPSTREAM_PORT, then moves the answer to the client until either side closes:
+ * Accepts on 127.0.0.1:LISTEN_PORT and serves one connection at a time in this process (so that /proc/PID/stat
+ * holds all the CPU it spends); passes the client's first read (a bodiless GET) to 127.0.0.1:UPSTREAM_PORT,
+ * then moves the answer to the client until either side closes:
  *   copy    read(2) into a 1 MiB buffer, write(2) it out (what any user-space proxy does, with no HTTP work);
  *   splice  splice(2) socket -> pipe -> socket, no copy through user space.
  * No HTTP parsing, no keep-alive across requests, no error handling beyond stopping: a measuring stick for
@@ -16,7 +17,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,9 +60,7 @@ static void copy_loop(int up, int client) {
     }
 }
 
-static void splice_loop(int up, int client) {
-    int pipefd[2];
-    if (pipe(pipefd) < 0) return;
+static void splice_pipe(int up, int client, int pipefd[2]) {
     fcntl(pipefd[0], F_SETPIPE_SZ, STEP);
     for (;;) {
         if (!wait_readable(up, client)) return;
@@ -80,6 +78,14 @@ static void splice_loop(int up, int client) {
     }
 }
 
+static void splice_loop(int up, int client) {
+    int pipefd[2];
+    if (pipe(pipefd) < 0) return;
+    splice_pipe(up, client, pipefd);
+    close(pipefd[0]);
+    close(pipefd[1]);
+}
+
 int main(int argc, char **argv) {
     if (argc != 4 || (strcmp(argv[3], "copy") && strcmp(argv[3], "splice"))) {
         fprintf(stderr, "usage: %s LISTEN_PORT UPSTREAM_PORT copy|splice\n", argv[0]);
@@ -88,18 +94,16 @@ int main(int argc, char **argv) {
     int use_splice = strcmp(argv[3], "splice") == 0;
     int listener = loopback_socket(atoi(argv[1]), 1);
     if (listener < 0) { perror("listen"); return 1; }
-    signal(SIGCHLD, SIG_IGN); /* children are reaped by the kernel */
     for (;;) {
         int client = accept(listener, NULL, NULL);
         if (client < 0) continue;
-        if (fork() != 0) { close(client); continue; }
-        close(listener);
         int up = loopback_socket(atoi(argv[2]), 0);
         char request[65536];
         ssize_t n = up < 0 ? -1 : read(client, request, sizeof request);
         if (n > 0 && write(up, request, (size_t)n) == n) {
             if (use_splice) splice_loop(up, client); else copy_loop(up, client);
         }
-        _exit(0);
+        if (up >= 0) close(up);
+        close(client);
     }
 }
