@@ -4,6 +4,7 @@
 #      CPU and callgrind instructions per request),
 #   2. an `upstream:` route pulling a big blob vs pulling it directly, with nginx's proxy_pass (the
 #      guide's settings) and two C processes that only move the bytes (bench/tools/copyproxy.c) as references,
+#      and where each pull's CPU goes (distribution, the proxy, curl, idle),
 #   3. a proxy repository's cold pull of a big blob: time to first byte vs the whole transfer.
 #
 #   bench/frontdoor.sh                 release build, 3 rounds, 1 GiB blob
