@@ -340,6 +340,22 @@ scenario_upstream() {
     fi
   fi
 
+  # An https upstream behind a private CA (ca_file): blob downloads take a TLS connection of their own, the
+  # rest the pooled client; both must trust the test CA and check the name.
+  roundtrip "https upstream with ca_file" upstls "127.0.0.1:$P_UPS/e2e/upstls:1" plain
+  check_eq "https upstream: push landed in $H" 1 "$(tags_of "http://127.0.0.1:$P_MAIN" "$H/e2e/upstls")"
+  big_blob "https upstream with ca_file" "http://127.0.0.1:$P_UPS" e2e/upstls
+  local path
+  for path in /v2/ "/v2/e2e/upstls/blobs/$BIG_DIGEST"; do
+    http GET "http://127.0.0.1:$P_UPX$path"
+    if [ "$HTTP_STATUS" = 502 ] && grep -q "not trusted by the system's CAs" "$WORK/resp.body"; then
+      ok "https upstream without ca_file: GET $path is a 502 that says the certificate is not trusted"
+    else
+      not_ok "https upstream without ca_file: GET $path is a 502 that says the certificate is not trusted (got $HTTP_STATUS)"
+      show_response "GET http://127.0.0.1:$P_UPX$path"
+    fi
+  done
+
   stop_pid distribution || true
   local t0 secs; t0=$(date +%s%N)
   http GET "http://$up/v2/"
@@ -550,6 +566,10 @@ routes:
   - { listen: 127.0.0.1:$P_UPT, upstream: "http://127.0.0.1:$P_DIST2/" }
   # An upstream with a path, like an existing Nexus: here Berth's own Nexus path.
   - { listen: 127.0.0.1:$P_UPN, upstream: "http://127.0.0.1:$P_MAIN/repository/$H/" }
+  # An https upstream with a private CA: Berth's own TLS port route, checked against the test CA; and the same
+  # without ca_file, which the system's CAs refuse.
+  - { listen: 127.0.0.1:$P_UPS, upstream: "https://localhost:$P_PUSH/", ca_file: $CA_CRT }
+  - { listen: 127.0.0.1:$P_UPX, upstream: "https://localhost:$P_PUSH/" }
 EOF
   # Routes meant for an external proxy (input of `berth proxy-config`), and the routes-less
   # Berth behind it.
@@ -585,7 +605,7 @@ main() {
   wait_for_binary || bail "berth binary exists at $BERTH_BIN"
 
   local v
-  for v in P_MAIN P_TLS P_PUSH P_PULL P_UP P_UPT P_UPN P_DIST P_DIST2 P_MAIN2 P_GPORT P_GSPLIT P_GHOST; do
+  for v in P_MAIN P_TLS P_PUSH P_PULL P_UP P_UPT P_UPN P_UPS P_UPX P_DIST P_DIST2 P_MAIN2 P_GPORT P_GSPLIT P_GHOST; do
     free_port "$v"
   done
 
@@ -601,7 +621,7 @@ main() {
   scenario_config_check
 
   section "images"
-  local variants=(port exact wild sub split grp repo upstream upnexus reload)
+  local variants=(port exact wild sub split grp repo upstream upnexus upstls reload)
   local n
   for n in nginx-gen apache-gen; do variants+=("$n" "$n-split" "$n-grp" "$n-sub"); done
   variants+=(nginx-guide apache-guide)

@@ -5,6 +5,7 @@ import BerthStorageS3
 import BerthUpstream
 import Foundation
 import NIOCore
+import NIOSSL
 import Yams
 
 /// A configuration problem, located in its file.
@@ -187,6 +188,20 @@ public enum ConfigurationLoader {
         return .init(certificates: [try certificate(m, node)])
     }
 
+    /// A PEM file of CA certificates, read now so that a wrong file fails the configuration, not the first pull.
+    private static func caFile(_ node: Node, _ reader: Reader) throws(ConfigurationError) -> String {
+        let path = reader.resolve(try reader.string(node, "ca_file"))
+        guard FileManager.default.isReadableFile(atPath: path) else { throw reader.error(node, "cannot read '\(path)'") }
+        let certificates: [NIOSSLCertificate]
+        do {
+            certificates = try NIOSSLCertificate.fromPEMFile(path)
+        } catch {
+            throw reader.error(node, "'\(path)' is not a PEM file of certificates (\(error))")
+        }
+        guard !certificates.isEmpty else { throw reader.error(node, "'\(path)' holds no PEM certificate") }
+        return path
+    }
+
     private static func routes(_ node: Node, _ reader: Reader, config: BerthConfiguration) throws(ConfigurationError) -> [FrontDoorConfiguration.Route] {
         let known = Set(config.repositories.map(\.name))
         func repository(_ n: Node) throws(ConfigurationError) -> String {
@@ -200,7 +215,7 @@ public enum ConfigurationLoader {
         var result: [FrontDoorConfiguration.Route] = []
         for item in try reader.sequence(node, "routes") {
             let m = try reader.mapping(item, "a route")
-            try reader.allowOnly(m, ["listen", "host", "tls", "repository", "pull", "push", "upstream", "preserve_host", "connect_timeout", "read_timeout"])
+            try reader.allowOnly(m, ["listen", "host", "tls", "repository", "pull", "push", "upstream", "preserve_host", "connect_timeout", "read_timeout", "ca_file"])
             var route: FrontDoorConfiguration.Route
             var captures = false
             switch (m["listen"], m["host"]) {
@@ -262,12 +277,18 @@ public enum ConfigurationLoader {
                 }
                 if let c = m["connect_timeout"] { upstream.connectTimeoutSeconds = try reader.integer(c, "connect_timeout", min: 1) }
                 if let r = m["read_timeout"] { upstream.readTimeoutSeconds = try reader.integer(r, "read_timeout", min: 1) }
+                if let c = m["ca_file"] {
+                    guard parsed.scheme == "https" else {
+                        throw reader.error(c, "ca_file sets the CAs an https upstream is checked against; this upstream is \(parsed.scheme ?? "")")
+                    }
+                    upstream.caFile = try caFile(c, reader)
+                }
                 route.endpoint = .upstream(upstream)
             } else {
                 throw reader.error(item, "a route needs repository, pull+push or upstream (or a {repo}.suffix host)")
             }
             if !targets.contains("upstream") {
-                for key in ["preserve_host", "connect_timeout", "read_timeout"] where m[key] != nil {
+                for key in ["preserve_host", "connect_timeout", "read_timeout", "ca_file"] where m[key] != nil {
                     throw reader.error(m[key]!, "\(key) applies to upstream routes only")
                 }
             }

@@ -115,6 +115,10 @@ struct RouteConfigurationTests {
         ("routes:\n  - { host: a.example.com, tls: { cert: a, key: b }, repository: docker-hosted }\n", ":2:33: tls belongs to a listener"),
         ("routes:\n  - { listen: 0.0.0.0:9, tls: { cert: missing.crt, key: a.key }, repository: docker-hosted }\n", ":2:39: cannot read"),
         ("ns_map: { docker.io: nope }\n", ":1:22: ns_map names repository 'nope'"),
+        ("routes:\n  - { listen: 0.0.0.0:9, upstream: \"http://x/\", ca_file: a.crt }\n", ":2:58: ca_file sets the CAs an https upstream is checked against"),
+        ("routes:\n  - { listen: 0.0.0.0:9, upstream: \"https://x/\", ca_file: missing.crt }\n", ":2:59: cannot read"),
+        ("routes:\n  - { listen: 0.0.0.0:9, upstream: \"https://x/\", ca_file: a.crt }\n", ":2:59: '"),
+        ("routes:\n  - { host: a.example.com, repository: docker-hosted, ca_file: a.crt }\n", ":2:64: ca_file applies to upstream routes only"),
     ])
     func badRoutes(yaml: String, expected: String) {
         let file = Self.certificateFolder + "/berth.yml"
@@ -123,6 +127,37 @@ struct RouteConfigurationTests {
         } throws: { error in
             "\(error)".hasPrefix(file + expected)
         }
+    }
+
+    @Test func caFileIsReadWithTheConfiguration() throws {
+        let certificates = try TestCertificates()
+        defer { certificates.remove() }
+        let config = try ConfigurationLoader.parse("""
+            routes:
+              - { listen: 0.0.0.0:9443, upstream: "https://registry.internal:5000/", ca_file: ca.crt }
+            """, file: certificates.folder + "/berth.yml")
+        #expect(config.frontDoor.routes.first?.endpoint == .upstream(.init(url: "https://registry.internal:5000/", caFile: certificates.caFile)))
+    }
+
+    @Test func proxyConfigsCheckHTTPSUpstreams() throws {
+        var config = try ConfigurationLoader.parse("repositories: [{ name: hosted }]\n", file: Self.certificateFolder + "/berth.yml")
+        config.frontDoor.routes = [
+            .init(match: .port(9443), endpoint: .upstream(.init(url: "https://registry.internal/", caFile: "/etc/berth/internal-ca.crt"))),
+            .init(match: .port(9444), endpoint: .upstream(.init(url: "https://registry-1.docker.io/"))),
+            .init(match: .port(9445), endpoint: .upstream(.init(url: "http://nexus:8081/"))),
+        ]
+        let nginx = ProxyConfigGenerator.generate(config, flavor: .nginx, backend: "127.0.0.1:8081")
+        for directive in ["proxy_ssl_verify on;", "proxy_ssl_server_name on;", "proxy_ssl_trusted_certificate /etc/berth/internal-ca.crt;",
+                          "proxy_ssl_trusted_certificate \(ProxyConfigGenerator.systemCABundle);", "location / { proxy_pass https://registry.internal/; }"] {
+            #expect(nginx.contains(directive), "nginx: \(directive)")
+        }
+        #expect(nginx.components(separatedBy: "proxy_ssl_verify on;").count == 3, "the http upstream gets no TLS settings")
+        let apache = ProxyConfigGenerator.generate(config, flavor: .apache, backend: "127.0.0.1:8081")
+        for directive in ["SSLProxyEngine on", "SSLProxyVerify require", "SSLProxyCACertificateFile /etc/berth/internal-ca.crt",
+                          "SSLProxyCACertificateFile \(ProxyConfigGenerator.systemCABundle)"] {
+            #expect(apache.contains(directive), "apache: \(directive)")
+        }
+        #expect(apache.components(separatedBy: "SSLProxyEngine on").count == 3)
     }
 
     @Test func proxyConfigsCarryTheGuidesSettings() throws {

@@ -6,6 +6,7 @@ import Hummingbird
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Testing
 
 /// `upstream:` routes in front of a real registry (a second Berth on a loopback port), as a client on a real event
@@ -16,11 +17,12 @@ struct UpstreamRouteTests {
     /// Runs `body` with a client of a Berth whose `up.example.com` is an upstream route to `url`, its requests
     /// arriving on a real event loop.
     static func throughRoute(
-        to url: String, readTimeoutSeconds: Int = 10, _ body: (DirectClient) async throws -> Void
+        to url: String, readTimeoutSeconds: Int = 10, caFile: String? = nil, _ body: (DirectClient) async throws -> Void
     ) async throws {
         var side = try TestRegistry()
         side.frontDoor.routes = [
-            .init(match: .host("up.example.com"), endpoint: .upstream(.init(url: url, connectTimeoutSeconds: 2, readTimeoutSeconds: readTimeoutSeconds)))
+            .init(match: .host("up.example.com"), endpoint: .upstream(.init(
+                url: url, connectTimeoutSeconds: 2, readTimeoutSeconds: readTimeoutSeconds, caFile: caFile)))
         ]
         defer { side.cleanUp() }
         let channel = try await loopChannel()
@@ -146,7 +148,53 @@ struct UpstreamRouteTests {
         return condition()
     }
 
-    @Test func onlyBlobDownloadsOnPlainHTTPTakeTheBlobPath() {
+    /// An `https:` upstream whose certificate comes from a private CA: trusted with the route's `ca_file`, by name
+    /// and by IP address, on the blob path and on the pooled client alike; refused without it.
+    @Test(.timeLimit(.minutes(1))) func httpsUpstreamsAreCheckedAgainstTheRoutesCAFile() async throws {
+        let certificates = try TestCertificates()
+        defer { certificates.remove() }
+        let big = (0..<((2 << 20) + 777)).map { UInt8(truncatingIfNeeded: $0 &* 97 &+ 5) }
+        let digest = sha256(big)
+        let serverContext = try NIOSSLContext(configuration: .makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certificates.serverCertificate).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: certificates.serverKey, format: .pem))))
+        let upstream = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverContext))
+                    try channel.pipeline.syncOperations.addHandler(OneBlobUpstream(blob: big, digest: digest))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { upstream.close(promise: nil) }
+        let port = try #require(upstream.localAddress?.port)
+
+        for host in ["localhost", "127.0.0.1"] {
+            try await Self.throughRoute(to: "https://\(host):\(port)/", caFile: certificates.caFile) { proxy in
+                let blob = try await proxy.execute("/v2/team/app/blobs/\(digest)", host: "up.example.com")
+                #expect(blob.status == .ok, "\(host): \(blob.text.prefix(300))")
+                #expect(blob.body.readableBytes == big.count)
+                #expect(sha256(Array(blob.body.readableBytesView)) == digest)
+                #expect(proxy.responder.upstream.blobDownloads.withLockedValue { $0 } == 1, "\(host): the blob path")
+                let base = try await proxy.execute("/v2/", host: "up.example.com")
+                #expect(base.status == .ok, "\(host): the pooled client trusts the same CA")
+                #expect(try await Self.eventually { proxy.responder.upstream.openBlobConnections.withLockedValue { $0 } == 0 })
+            }
+        }
+        // The system's trust roots do not know the test CA.
+        try await Self.throughRoute(to: "https://localhost:\(port)/") { proxy in
+            let blob = try await proxy.execute("/v2/team/app/blobs/\(digest)", host: "up.example.com")
+            #expect(blob.status == .badGateway)
+            #expect(blob.errorCode == "UNAVAILABLE")
+            #expect(blob.text.contains("not trusted by the system's CAs"), "\(blob.text)")
+            #expect(proxy.responder.upstream.blobDownloads.withLockedValue { $0 } == 1)
+            let base = try await proxy.execute("/v2/", host: "up.example.com")
+            #expect(base.status == .badGateway)
+            #expect(base.text.contains("not trusted by the system's CAs"), "\(base.text)")
+        }
+    }
+
+    @Test func onlyBlobDownloadsTakeTheBlobPath() {
         func request(_ path: String, _ method: HTTPRequest.Method = .get, headers: HTTPFields = [:]) -> Request {
             Request(head: HTTPRequest(method: method, scheme: "http", authority: "x", path: path, headerFields: headers), body: RequestBody(buffer: ByteBuffer()))
         }
@@ -164,7 +212,11 @@ struct UpstreamRouteTests {
         #expect(UpstreamBlobTarget(url: "http://[::1]/")?.authority == "[::1]")
         #expect(UpstreamBlobTarget(url: "http://[::1]/")?.host == "::1")
         #expect(UpstreamBlobTarget(url: "http://[::1]:5000/")?.authority == "[::1]:5000")
-        #expect(UpstreamBlobTarget(url: "https://registry.example.com/") == nil, "TLS upstreams keep AsyncHTTPClient")
+        let hub = UpstreamBlobTarget(url: "https://registry.example.com/")
+        #expect(hub?.tls == true && hub?.port == 443 && hub?.authority == "registry.example.com")
+        #expect(hub?.serverHostname == "registry.example.com")
+        #expect(UpstreamBlobTarget(url: "https://127.0.0.1:5000/")?.serverHostname == nil, "an IP address is no SNI name")
+        #expect(UpstreamBlobTarget(url: "ftp://registry.example.com/") == nil)
     }
 }
 
@@ -201,6 +253,69 @@ private final class ScriptedUpstream: ChannelInboundHandler, @unchecked Sendable
         if closeAfter {
             loop.scheduleTask(in: .milliseconds(Int64(30 * pieces.count))) { context.close(promise: nil) }
         }
+    }
+}
+
+/// Serves one blob at any `/blobs/` path and `{}` elsewhere, one answer per connection.
+private final class OneBlobUpstream: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let blob: [UInt8]
+    let digest: String
+    private var request = ""
+
+    init(blob: [UInt8], digest: String) {
+        self.blob = blob
+        self.digest = digest
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !request.contains("\r\n\r\n") else { return }
+        request += String(buffer: unwrapInboundIn(data))
+        guard request.contains("\r\n\r\n") else { return }
+        let isBlob = request.split(separator: "\r\n").first?.contains("/blobs/") == true
+        let body = isBlob ? blob : Array("{}".utf8)
+        let head = "HTTP/1.1 200 OK\r\nContent-Length: \(body.count)\r\nDocker-Content-Digest: \(digest)\r\nConnection: close\r\n\r\n"
+        context.write(wrapOutboundOut(ByteBuffer(string: head)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: body))).whenComplete { _ in context.close(promise: nil) }
+    }
+}
+
+/// A CA and a server certificate for `localhost` and 127.0.0.1 signed by it, made with the openssl command.
+struct TestCertificates {
+    let folder = NSTemporaryDirectory() + "berth-tls-" + UUID().uuidString
+    var caFile: String { folder + "/ca.crt" }
+    var serverCertificate: String { folder + "/server.crt" }
+    var serverKey: String { folder + "/server.key" }
+
+    struct OpenSSLFailed: Error { var arguments: [String] }
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let p256 = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        try openssl(["req", "-x509"] + p256 + ["-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=Berth test CA",
+                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        try openssl(["req", "-new"] + p256 + ["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"])
+        try Data("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n".utf8)
+            .write(to: URL(fileURLWithPath: folder + "/server.ext"))
+        try openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+                     "-extfile", "server.ext", "-out", "server.crt"])
+    }
+
+    private func openssl(_ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw OpenSSLFailed(arguments: arguments) }
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: folder)
     }
 }
 

@@ -31,12 +31,19 @@ public struct FrontDoorConfiguration: Sendable, Equatable {
         public var connectTimeoutSeconds: Int
         /// Longest silence while reading the upstream's answer (the guide's 300 s).
         public var readTimeoutSeconds: Int
+        /// For an `https:` upstream: a PEM file of the CA certificates to trust instead of the system's (a registry
+        /// with a certificate from an internal CA). Without it, the system's trust roots apply.
+        public var caFile: String?
 
-        public init(url: String, preserveHost: Bool = true, connectTimeoutSeconds: Int = 30, readTimeoutSeconds: Int = 300) {
+        public init(
+            url: String, preserveHost: Bool = true, connectTimeoutSeconds: Int = 30, readTimeoutSeconds: Int = 300,
+            caFile: String? = nil
+        ) {
             self.url = url
             self.preserveHost = preserveHost
             self.connectTimeoutSeconds = connectTimeoutSeconds
             self.readTimeoutSeconds = readTimeoutSeconds
+            self.caFile = caFile
         }
     }
 

@@ -155,11 +155,28 @@ public enum ProxyConfigGenerator {
                 proxy_set_header X-Real-IP $remote_addr;
                 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
                 proxy_set_header X-Forwarded-Proto $scheme;
-                location / { proxy_pass \(url.url); }
-            }
 
             """
+        if isHTTPS(url) {
+            // nginx checks nothing about an https upstream unless told to; Berth checks it fully.
+            s += """
+                    proxy_ssl_server_name on;
+                    proxy_ssl_verify on;
+                    proxy_ssl_verify_depth 4;
+                    proxy_ssl_trusted_certificate \(url.caFile ?? systemCABundle);
+
+                """
+        }
+        s += "    location / { proxy_pass \(url.url); }\n}\n\n"
         return s
+    }
+
+    /// Where Debian and Ubuntu keep the system's CA certificates, for proxies that need a file to check an
+    /// `https:` upstream against when the route names no `ca_file`.
+    static let systemCABundle = "/etc/ssl/certs/ca-certificates.crt"
+
+    private static func isHTTPS(_ upstream: FrontDoorConfiguration.Upstream) -> Bool {
+        upstream.url.lowercased().hasPrefix("https:")
     }
 
     // MARK: Apache httpd
@@ -203,7 +220,12 @@ public enum ProxyConfigGenerator {
 
                     """
             case .upstream(let u):
-                return "  ProxyPass / \(u.url) nocanon\n  ProxyPassReverse / \(u.url)\n"
+                // mod_proxy needs SSLProxyEngine for an https upstream, and checks its certificate only if asked.
+                let tls = isHTTPS(u)
+                    ? "  SSLProxyEngine on\n  SSLProxyVerify require\n  SSLProxyVerifyDepth 4\n  SSLProxyCheckPeerName on\n"
+                        + "  SSLProxyCACertificateFile \(u.caFile ?? systemCABundle)\n"
+                    : ""
+                return tls + "  ProxyPass / \(u.url) nocanon\n  ProxyPassReverse / \(u.url)\n"
             case .subdomain:
                 return """
                       RewriteCond %{HTTP_HOST} ^([^.:]+)\(captured ?? "")(:[0-9]+)?$ [NC]

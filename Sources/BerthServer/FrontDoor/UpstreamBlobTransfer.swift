@@ -5,6 +5,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// Blob downloads through an `upstream:` route, on a connection of their own.
 ///
@@ -12,26 +13,33 @@ import NIOPosix
 /// and give no way to change that. For a 1 GiB layer, reading up to 1 MiB per call is what separates a proxy at
 /// ~0.55× of a direct pull from one at ~0.8× here (scratch A/B on loopback, and a C read/write proxy showed the
 /// same step from 64 KiB to 1 MiB reads). A blob GET is one large answer, so a fresh connection per download
-/// costs nothing measurable and needs no pool; the request says `Connection: close`.
-///
-/// Only plain-HTTP upstreams take this path; `https:` upstreams keep AsyncHTTPClient's TLS handling.
+/// costs nothing measurable and needs no pool; the request says `Connection: close`. An `https:` upstream gets
+/// NIOSSL's client handler in front, checked as the pooled client checks it (`UpstreamProxy.tlsConfiguration`).
 struct UpstreamBlobTarget: Sendable, Equatable {
     var host: String
     var port: Int
+    var tls: Bool
     /// The upstream URL's path without its trailing slash (`/repository/docker-repo`), or empty.
     var basePath: String
     /// `Host` when the client's is not preserved.
     var authority: String
 
     init?(url: String) {
-        guard let components = URLComponents(string: url), components.scheme?.lowercased() == "http",
-              let host = components.host, !host.isEmpty else { return nil }
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+              scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty else { return nil }
         // An IPv6 literal keeps its brackets in `Host` and loses them to connect.
         let bracketed = host.hasPrefix("[") ? host : (host.contains(":") ? "[\(host)]" : host)
         self.host = bracketed.hasPrefix("[") ? String(bracketed.dropFirst().dropLast()) : bracketed
-        port = components.port ?? 80
+        tls = scheme == "https"
+        port = components.port ?? (tls ? 443 : 80)
         basePath = UpstreamProxy.path(of: url)
         authority = components.port.map { "\(bracketed):\($0)" } ?? bracketed
+    }
+
+    /// The name sent as SNI and checked against the certificate; nil for an IP address, which NIOSSL checks
+    /// against the certificate's IP addresses instead.
+    var serverHostname: String? {
+        (try? SocketAddress(ipAddress: host, port: port)) == nil ? host : nil
     }
 
     /// `GET /v2/<name>/blobs/<algorithm>:<hex>`: a blob download, the only request that carries gigabytes down.
@@ -57,6 +65,8 @@ extension UpstreamProxy {
     ) async throws -> (HTTPResponseHead, UpstreamResponseReader) {
         blobDownloads.withLockedValue { $0 += 1 }
         let reader = UpstreamResponseReader(readTimeout: .seconds(Int64(upstream.readTimeoutSeconds)), on: eventLoop)
+        let tls = try target.tls ? tlsContext(for: upstream) : nil
+        let serverHostname = target.serverHostname
         let channel = try await ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(Int64(upstream.connectTimeoutSeconds)))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -70,6 +80,9 @@ extension UpstreamProxy {
             )
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(reader)
                 }
@@ -78,8 +91,10 @@ extension UpstreamProxy {
         openBlobConnections.withLockedValue { $0 += 1 }
         channel.closeFuture.whenComplete { [openBlobConnections] _ in openBlobConnections.withLockedValue { $0 -= 1 } }
         do {
+            // Not awaited: over TLS the request is written only once the handshake is done, and the handshake
+            // reads only when `next()` asks. A failed write closes the connection, which `next()` reports.
             channel.write(HTTPClientRequestPart.head(head), promise: nil)
-            try await channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
             // The decoder drops informational (1xx) heads: the first head is the answer.
             guard case .head(let response) = try await reader.next() else {
                 throw UpstreamResponseReader.Failure.noResponseHead

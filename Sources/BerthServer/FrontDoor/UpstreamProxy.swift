@@ -7,6 +7,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import ServiceLifecycle
 
 /// A streaming reverse proxy to external registries (`upstream:` routes).
@@ -18,10 +19,14 @@ final class UpstreamProxy: Service, Sendable {
     private struct ClientKey: Hashable {
         var connect: Int
         var read: Int
+        var caFile: String?
         var eventLoop: ObjectIdentifier
     }
 
     private let clients = NIOLockedValueBox<[ClientKey: HTTPClient]>([:])
+    /// TLS contexts of the blob connections, by CA file ("" for the system's trust roots): building one loads the
+    /// trust roots, so it is done once.
+    private let tlsContexts = NIOLockedValueBox<[String: NIOSSLContext]>([:])
     /// Blob downloads that took the dedicated-connection path, and their connections still open (for tests and
     /// diagnostics).
     let blobDownloads = NIOLockedValueBox(0)
@@ -66,9 +71,9 @@ final class UpstreamProxy: Service, Sendable {
             outbound.body = .stream(request.body, length: .unknown)
         }
 
-        let client = client(for: upstream, on: eventLoop)
         let response: HTTPClientResponse
         do {
+            let client = try client(for: upstream, on: eventLoop)
             response = try await withTaskExecutorPreference(executor) {
                 try await client.execute(outbound, timeout: .hours(24), logger: logger)
             }
@@ -204,9 +209,25 @@ final class UpstreamProxy: Service, Sendable {
         }
         logger.warning("upstream request failed", metadata: ["upstream": "\(upstream.url)", "error": "\(error)"])
         let code = timedOut ? Self.gatewayTimeout : Self.badGateway
-        var response = RegistryError(code, detail: "\(upstream.url): \(error)").response(for: request)
+        var response = RegistryError(code, detail: "\(upstream.url): \(Self.reason(error, upstream: upstream))").response(for: request)
         response.headers[.dockerAPIVersion] = "registry/2.0"
         return response
+    }
+
+    /// What a client is told about a failed exchange: TLS failures in words an operator can act on (BoringSSL's own
+    /// text names source files), everything else as it is.
+    static func reason(_ error: any Error, upstream: FrontDoorConfiguration.Upstream) -> String {
+        let text = "\(error)"
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return upstream.caFile == nil
+                ? "the upstream's TLS certificate is not trusted by the system's CAs (a private CA goes in the route's ca_file)"
+                : "the upstream's TLS certificate is not signed by a CA in \(upstream.caFile ?? "")"
+        }
+        if let e = error as? NIOSSLExtraError, e == .failedToValidateHostname {
+            return "the upstream's TLS certificate is not for this host name or address"
+        }
+        if error is NIOSSLError || error is BoringSSLError { return "the TLS handshake with the upstream failed" }
+        return text
     }
 
     static let badGateway = RegistryError.Code("UNAVAILABLE", status: 502, message: "the upstream registry cannot be reached")
@@ -214,12 +235,14 @@ final class UpstreamProxy: Service, Sendable {
 
     /// One client per event loop (and timeout pair): its connections live on that loop only, so an exchange never
     /// gets an idle upstream connection of another thread.
-    private func client(for upstream: FrontDoorConfiguration.Upstream, on eventLoop: any EventLoop) -> HTTPClient {
+    private func client(for upstream: FrontDoorConfiguration.Upstream, on eventLoop: any EventLoop) throws -> HTTPClient {
         let key = ClientKey(
-            connect: upstream.connectTimeoutSeconds, read: upstream.readTimeoutSeconds, eventLoop: ObjectIdentifier(eventLoop))
-        return clients.withLockedValue { clients in
+            connect: upstream.connectTimeoutSeconds, read: upstream.readTimeoutSeconds, caFile: upstream.caFile,
+            eventLoop: ObjectIdentifier(eventLoop))
+        return try clients.withLockedValue { clients in
             if let client = clients[key] { return client }
             var configuration = HTTPClient.Configuration(
+                tlsConfiguration: try Self.tlsConfiguration(caFile: key.caFile),
                 redirectConfiguration: .disallow,
                 timeout: .init(connect: .seconds(Int64(key.connect)), read: .seconds(Int64(key.read))),
                 decompression: .disabled)
@@ -230,6 +253,25 @@ final class UpstreamProxy: Service, Sendable {
             let client = HTTPClient(eventLoopGroup: eventLoop, configuration: configuration)
             clients[key] = client
             return client
+        }
+    }
+
+    /// How an `https:` upstream is checked: full verification of its certificate and name, against the system's
+    /// trust roots or only the CAs of the route's `ca_file`.
+    static func tlsConfiguration(caFile: String?) throws -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let caFile { configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile)) }
+        return configuration
+    }
+
+    /// The TLS context for blob connections to `upstream`, made once per CA file.
+    func tlsContext(for upstream: FrontDoorConfiguration.Upstream) throws -> NIOSSLContext {
+        let key = upstream.caFile ?? ""
+        return try tlsContexts.withLockedValue { contexts in
+            if let context = contexts[key] { return context }
+            let context = try NIOSSLContext(configuration: Self.tlsConfiguration(caFile: upstream.caFile))
+            contexts[key] = context
+            return context
         }
     }
 
