@@ -117,7 +117,7 @@ struct RouteConfigurationTests {
         ("ns_map: { docker.io: nope }\n", ":1:22: ns_map names repository 'nope'"),
         ("routes:\n  - { listen: 0.0.0.0:9, upstream: \"http://x/\", ca_file: a.crt }\n", ":2:58: ca_file sets the CAs an https upstream is checked against"),
         ("routes:\n  - { listen: 0.0.0.0:9, upstream: \"https://x/\", ca_file: missing.crt }\n", ":2:59: cannot read"),
-        ("routes:\n  - { listen: 0.0.0.0:9, upstream: \"https://x/\", ca_file: a.crt }\n", ":2:59: '"),
+        ("routes:\n  - { listen: 0.0.0.0:9, upstream: \"https://x/\", ca_file: a.crt }\n", ":2:59: '\(RouteConfigurationTests.certificateFolder)/a.crt' is not a PEM file of certificates"),
         ("routes:\n  - { host: a.example.com, repository: docker-hosted, ca_file: a.crt }\n", ":2:64: ca_file applies to upstream routes only"),
     ])
     func badRoutes(yaml: String, expected: String) {
@@ -158,6 +158,8 @@ struct RouteConfigurationTests {
             #expect(apache.contains(directive), "apache: \(directive)")
         }
         #expect(apache.components(separatedBy: "SSLProxyEngine on").count == 3)
+        // Apache sends a preserved Host as SNI and checks the certificate against it.
+        #expect(apache.components(separatedBy: "ProxyPreserveHost Off").count == 3, "https upstreams get their own name")
     }
 
     @Test func proxyConfigsCarryTheGuidesSettings() throws {

@@ -139,9 +139,9 @@ struct UpstreamRouteTests {
         }
     }
 
-    /// Polls `condition` for up to 5 s.
-    static func eventually(_ condition: () -> Bool) async throws -> Bool {
-        for _ in 0..<100 {
+    /// Polls `condition` for up to `seconds`.
+    static func eventually(within seconds: Int = 5, _ condition: () -> Bool) async throws -> Bool {
+        for _ in 0..<(seconds * 20) {
             if condition() { return true }
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -179,18 +179,40 @@ struct UpstreamRouteTests {
                 let base = try await proxy.execute("/v2/", host: "up.example.com")
                 #expect(base.status == .ok, "\(host): the pooled client trusts the same CA")
                 #expect(try await Self.eventually { proxy.responder.upstream.openBlobConnections.withLockedValue { $0 } == 0 })
+
+                // A client that goes away mid-blob: the connection closes without waiting for the upstream's
+                // close_notify behind the rest of the blob.
+                let abandoned = try await proxy.respond("/v2/team/app/blobs/\(digest)", host: "up.example.com")
+                await #expect(throws: ClientGone.self) { try await abandoned.body.write(FailingWriter()) }
+                #expect(try await Self.eventually(within: 2) { proxy.responder.upstream.openBlobConnections.withLockedValue { $0 } == 0 })
             }
+        }
+        // The CA file replaced in place (a rotated CA): the next exchange reads it again.
+        let other = try TestCertificates()
+        defer { other.remove() }
+        let original = try Data(contentsOf: URL(fileURLWithPath: certificates.caFile))
+        try await Self.throughRoute(to: "https://localhost:\(port)/", caFile: certificates.caFile) { proxy in
+            #expect(try await proxy.execute("/v2/", host: "up.example.com").status == .ok)
+            try Data(contentsOf: URL(fileURLWithPath: other.caFile)).write(to: URL(fileURLWithPath: certificates.caFile))
+            for path in ["/v2/", "/v2/team/app/blobs/\(digest)"] {
+                let refused = try await proxy.execute(path, host: "up.example.com")
+                #expect(refused.status == .badGateway, "\(path)")
+                #expect(refused.text.contains("could not be verified against the route's ca_file"), "\(refused.text)")
+                #expect(!refused.text.contains(certificates.folder), "no server paths in answers")
+            }
+            try original.write(to: URL(fileURLWithPath: certificates.caFile))
+            #expect(try await proxy.execute("/v2/team/app/blobs/\(digest)", host: "up.example.com").status == .ok)
         }
         // The system's trust roots do not know the test CA.
         try await Self.throughRoute(to: "https://localhost:\(port)/") { proxy in
             let blob = try await proxy.execute("/v2/team/app/blobs/\(digest)", host: "up.example.com")
             #expect(blob.status == .badGateway)
             #expect(blob.errorCode == "UNAVAILABLE")
-            #expect(blob.text.contains("not trusted by the system's CAs"), "\(blob.text)")
+            #expect(blob.text.contains("could not be verified against the system's CAs"), "\(blob.text)")
             #expect(proxy.responder.upstream.blobDownloads.withLockedValue { $0 } == 1)
             let base = try await proxy.execute("/v2/", host: "up.example.com")
             #expect(base.status == .badGateway)
-            #expect(base.text.contains("not trusted by the system's CAs"), "\(base.text)")
+            #expect(base.text.contains("could not be verified against the system's CAs"), "\(base.text)")
         }
     }
 

@@ -142,33 +142,28 @@ public enum ProxyConfigGenerator {
     }
 
     private static func upstreamServer(listen: String, tls: FrontDoorConfiguration.TLS?, names: String?, url: FrontDoorConfiguration.Upstream) -> String {
-        var s = "server {\n    listen \(listen)\(tls != nil ? " ssl" : "");\n"
-        if let names { s += "    server_name \(names);\n" }
-        if let cert = tls?.certificates.first { s += "    ssl_certificate \(cert.cert);\n    ssl_certificate_key \(cert.key);\n" }
-        s += """
-                client_max_body_size 0;
-                proxy_request_buffering off;
-                proxy_buffering off;
-                proxy_send_timeout 120;
-                proxy_read_timeout \(url.readTimeoutSeconds);
-                proxy_set_header Host $host:$server_port;
-                proxy_set_header X-Real-IP $remote_addr;
-                proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-                proxy_set_header X-Forwarded-Proto $scheme;
-
-            """
+        var lines = ["server {", "    listen \(listen)\(tls != nil ? " ssl" : "");"]
+        if let names { lines.append("    server_name \(names);") }
+        if let cert = tls?.certificates.first { lines += ["    ssl_certificate \(cert.cert);", "    ssl_certificate_key \(cert.key);"] }
+        lines += [
+            "    client_max_body_size 0;", "    proxy_request_buffering off;", "    proxy_buffering off;",
+            "    proxy_send_timeout 120;", "    proxy_read_timeout \(url.readTimeoutSeconds);",
+        ]
+        if url.preserveHost { lines.append("    proxy_set_header Host $host:$server_port;") }
+        lines += [
+            "    proxy_set_header X-Real-IP $remote_addr;", "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+            "    proxy_set_header X-Forwarded-Proto $scheme;",
+        ]
         if isHTTPS(url) {
             // nginx checks nothing about an https upstream unless told to; Berth checks it fully.
-            s += """
-                    proxy_ssl_server_name on;
-                    proxy_ssl_verify on;
-                    proxy_ssl_verify_depth 4;
-                    proxy_ssl_trusted_certificate \(url.caFile ?? systemCABundle);
-
-                """
+            lines += [
+                "    proxy_ssl_server_name on;", "    proxy_ssl_verify on;", "    proxy_ssl_verify_depth 4;",
+                url.caFile == nil ? "    # the system's CA bundle where Debian and Ubuntu keep it (RHEL: /etc/pki/tls/certs/ca-bundle.crt)" : nil,
+                "    proxy_ssl_trusted_certificate \(url.caFile ?? systemCABundle);",
+            ].compactMap { $0 }
         }
-        s += "    location / { proxy_pass \(url.url); }\n}\n\n"
-        return s
+        lines += ["    location / { proxy_pass \(url.url); }", "}", "", ""]
+        return lines.joined(separator: "\n")
     }
 
     /// Where Debian and Ubuntu keep the system's CA certificates, for proxies that need a file to check an
@@ -179,12 +174,19 @@ public enum ProxyConfigGenerator {
         upstream.url.lowercased().hasPrefix("https:")
     }
 
+    /// Apache sends the preserved `Host` as the upstream's SNI name and checks the certificate against it, so an
+    /// `https:` upstream gets its own name (nginx keeps the two apart: SNI and the check use `proxy_pass`'s host).
+    private static func apachePreservesHost(_ endpoint: FrontDoorConfiguration.Endpoint) -> Bool {
+        guard case .upstream(let u) = endpoint else { return true }
+        return u.preserveHost && !isHTTPS(u)
+    }
+
     // MARK: Apache httpd
 
     private static func apache(_ config: BerthConfiguration, backend: String) -> String {
         var out = ""
         var listens: [String: Bool] = [:]
-        func vhost(_ bind: Bind, serverName: String?, alias: String?, rules: String) -> String {
+        func vhost(_ bind: Bind, serverName: String?, alias: String?, rules: String, preserveHost: Bool = true) -> String {
             let tls = bind.tls
             listens[bind.address] = tls != nil
             var s = "<VirtualHost *:\(bind.port)>\n"
@@ -193,7 +195,7 @@ public enum ProxyConfigGenerator {
             s += """
                   AllowEncodedSlashes NoDecode
                   ProxyRequests Off
-                  ProxyPreserveHost On
+                  ProxyPreserveHost \(preserveHost ? "On" : "Off")
                   ProxyTimeout 300
                   RequestHeader set X-Forwarded-Proto "\(tls != nil ? "https" : "http")"
 
@@ -248,15 +250,17 @@ public enum ProxyConfigGenerator {
                 default:
                     r = rules(route.endpoint)
                 }
-                out += vhost(Bind(route.listen ?? .init(host: "0.0.0.0", port: port), tls: route.tls), serverName: nil, alias: nil, rules: r)
+                out += vhost(Bind(route.listen ?? .init(host: "0.0.0.0", port: port), tls: route.tls), serverName: nil, alias: nil, rules: r,
+                             preserveHost: apachePreservesHost(route.endpoint))
             case .host(let host):
                 for listener in hostListeners(config) {
-                    out += vhost(listener, serverName: host, alias: nil, rules: rules(route.endpoint))
+                    out += vhost(listener, serverName: host, alias: nil, rules: rules(route.endpoint), preserveHost: apachePreservesHost(route.endpoint))
                 }
             case .wildcard(let suffix):
                 let escaped = suffix.replacingOccurrences(of: ".", with: "\\.")
                 for listener in hostListeners(config) {
-                    out += vhost(listener, serverName: "berth-wildcard\(suffix)", alias: "*\(suffix)", rules: rules(route.endpoint, captured: escaped))
+                    out += vhost(listener, serverName: "berth-wildcard\(suffix)", alias: "*\(suffix)", rules: rules(route.endpoint, captured: escaped),
+                                 preserveHost: apachePreservesHost(route.endpoint))
                 }
             }
         }

@@ -19,14 +19,34 @@ final class UpstreamProxy: Service, Sendable {
     private struct ClientKey: Hashable {
         var connect: Int
         var read: Int
-        var caFile: String?
+        var caFile: CAFileVersion?
         var eventLoop: ObjectIdentifier
+    }
+
+    /// A CA file as it is now: a file replaced in place (and a SIGHUP) gets new clients and contexts, not the old
+    /// trust roots.
+    private struct CAFileVersion: Hashable {
+        var path: String
+        var modifiedSeconds = 0
+        var modifiedNanoseconds = 0
+        var size = -1
+
+        init?(_ path: String?) {
+            guard let path else { return nil }
+            self.path = path
+            var info = stat()
+            // One stat(2) per request; a missing file keeps the zeros and fails when its CAs are loaded.
+            guard stat(path, &info) == 0 else { return }
+            modifiedSeconds = Int(info.st_mtim.tv_sec)
+            modifiedNanoseconds = Int(info.st_mtim.tv_nsec)
+            size = Int(info.st_size)
+        }
     }
 
     private let clients = NIOLockedValueBox<[ClientKey: HTTPClient]>([:])
     /// TLS contexts of the blob connections, by CA file ("" for the system's trust roots): building one loads the
     /// trust roots, so it is done once.
-    private let tlsContexts = NIOLockedValueBox<[String: NIOSSLContext]>([:])
+    private let tlsContexts = NIOLockedValueBox<[CAFileVersion?: NIOSSLContext]>([:])
     /// Blob downloads that took the dedicated-connection path, and their connections still open (for tests and
     /// diagnostics).
     let blobDownloads = NIOLockedValueBox(0)
@@ -215,18 +235,18 @@ final class UpstreamProxy: Service, Sendable {
     }
 
     /// What a client is told about a failed exchange: TLS failures in words an operator can act on (BoringSSL's own
-    /// text names source files), everything else as it is.
+    /// text names source files; the log keeps it), everything else as it is.
     static func reason(_ error: any Error, upstream: FrontDoorConfiguration.Upstream) -> String {
         let text = "\(error)"
         if text.contains("CERTIFICATE_VERIFY_FAILED") {
             return upstream.caFile == nil
-                ? "the upstream's TLS certificate is not trusted by the system's CAs (a private CA goes in the route's ca_file)"
-                : "the upstream's TLS certificate is not signed by a CA in \(upstream.caFile ?? "")"
+                ? "the upstream's TLS certificate could not be verified against the system's CAs (expired, or from a private CA: set the route's ca_file)"
+                : "the upstream's TLS certificate could not be verified against the route's ca_file (expired, or signed by another CA)"
         }
         if let e = error as? NIOSSLExtraError, e == .failedToValidateHostname {
             return "the upstream's TLS certificate is not for this host name or address"
         }
-        if error is NIOSSLError || error is BoringSSLError { return "the TLS handshake with the upstream failed" }
+        if let e = error as? NIOSSLError, case .handshakeFailed = e { return "the TLS handshake with the upstream failed" }
         return text
     }
 
@@ -237,12 +257,12 @@ final class UpstreamProxy: Service, Sendable {
     /// gets an idle upstream connection of another thread.
     private func client(for upstream: FrontDoorConfiguration.Upstream, on eventLoop: any EventLoop) throws -> HTTPClient {
         let key = ClientKey(
-            connect: upstream.connectTimeoutSeconds, read: upstream.readTimeoutSeconds, caFile: upstream.caFile,
+            connect: upstream.connectTimeoutSeconds, read: upstream.readTimeoutSeconds, caFile: CAFileVersion(upstream.caFile),
             eventLoop: ObjectIdentifier(eventLoop))
         return try clients.withLockedValue { clients in
             if let client = clients[key] { return client }
             var configuration = HTTPClient.Configuration(
-                tlsConfiguration: try Self.tlsConfiguration(caFile: key.caFile),
+                tlsConfiguration: try Self.tlsConfiguration(caFile: upstream.caFile),
                 redirectConfiguration: .disallow,
                 timeout: .init(connect: .seconds(Int64(key.connect)), read: .seconds(Int64(key.read))),
                 decompression: .disabled)
@@ -264,12 +284,20 @@ final class UpstreamProxy: Service, Sendable {
         return configuration
     }
 
+    /// The blob connections' TLS: as the pooled client's, but a connection closed mid-body (the client went away)
+    /// does not wait for the upstream's close_notify behind the unread rest of the blob.
+    static func blobTLSConfiguration(caFile: String?) throws -> TLSConfiguration {
+        var configuration = try tlsConfiguration(caFile: caFile)
+        configuration.shutdownTimeout = .milliseconds(200)
+        return configuration
+    }
+
     /// The TLS context for blob connections to `upstream`, made once per CA file.
     func tlsContext(for upstream: FrontDoorConfiguration.Upstream) throws -> NIOSSLContext {
-        let key = upstream.caFile ?? ""
+        let key = CAFileVersion(upstream.caFile)
         return try tlsContexts.withLockedValue { contexts in
             if let context = contexts[key] { return context }
-            let context = try NIOSSLContext(configuration: Self.tlsConfiguration(caFile: upstream.caFile))
+            let context = try NIOSSLContext(configuration: Self.blobTLSConfiguration(caFile: upstream.caFile))
             contexts[key] = context
             return context
         }
