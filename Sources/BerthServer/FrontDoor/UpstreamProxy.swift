@@ -44,8 +44,8 @@ final class UpstreamProxy: Service, Sendable {
     }
 
     private let clients = NIOLockedValueBox<[ClientKey: HTTPClient]>([:])
-    /// TLS contexts of the blob connections, by CA file ("" for the system's trust roots): building one loads the
-    /// trust roots, so it is done once.
+    /// TLS contexts of the blob connections, by CA file version (nil for the system's trust roots): building one
+    /// loads the trust roots, so it is done once per version.
     private let tlsContexts = NIOLockedValueBox<[CAFileVersion?: NIOSSLContext]>([:])
     /// Blob downloads that took the dedicated-connection path, and their connections still open (for tests and
     /// diagnostics).
@@ -253,8 +253,9 @@ final class UpstreamProxy: Service, Sendable {
     static let badGateway = RegistryError.Code("UNAVAILABLE", status: 502, message: "the upstream registry cannot be reached")
     static let gatewayTimeout = RegistryError.Code("UNAVAILABLE", status: 504, message: "the upstream registry did not answer in time")
 
-    /// One client per event loop (and timeout pair): its connections live on that loop only, so an exchange never
-    /// gets an idle upstream connection of another thread.
+    /// One client per event loop (and timeouts and CA file version): its connections live on that loop only, so an
+    /// exchange never gets an idle upstream connection of another thread. A replaced CA file leaves its old client
+    /// idle until shutdown.
     private func client(for upstream: FrontDoorConfiguration.Upstream, on eventLoop: any EventLoop) throws -> HTTPClient {
         let key = ClientKey(
             connect: upstream.connectTimeoutSeconds, read: upstream.readTimeoutSeconds, caFile: CAFileVersion(upstream.caFile),
