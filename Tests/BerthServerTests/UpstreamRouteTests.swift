@@ -118,6 +118,23 @@ struct UpstreamRouteTests {
         }
     }
 
+    /// An https upstream that accepts the connection and never answers the TLS handshake: the connect timeout
+    /// (2 s here) applies, not the read timeout.
+    @Test(.timeLimit(.minutes(1))) func silentTLSUpstreamTimesOutWithinTheConnectTimeout() async throws {
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { silent.close(promise: nil) }
+        let port = try #require(silent.localAddress?.port)
+        try await Self.throughRoute(to: "https://127.0.0.1:\(port)/", readTimeoutSeconds: 30) { proxy in
+            let started = ContinuousClock.now
+            let late = try await proxy.execute("/v2/team/app/blobs/\(sha256("x"))", host: "up.example.com")
+            #expect(late.status == .gatewayTimeout)
+            #expect(late.text.contains("did not complete the TLS handshake"), "\(late.text)")
+            #expect(ContinuousClock.now - started < .seconds(10))
+            #expect(try await Self.eventually { proxy.responder.upstream.openBlobConnections.withLockedValue { $0 } == 0 })
+        }
+    }
+
     /// Answers the way real upstreams (and networks) can: a head in two segments, chunk framing split across
     /// writes, a `100 Continue` first, a body that ends when the connection does.
     @Test func awkwardlyFramedAnswersArriveWhole() async throws {

@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import NIOTLS
 
 /// Blob downloads through an `upstream:` route, on a connection of their own.
 ///
@@ -64,7 +65,9 @@ extension UpstreamProxy {
         on eventLoop: any EventLoop
     ) async throws -> (HTTPResponseHead, UpstreamResponseReader) {
         blobDownloads.withLockedValue { $0 += 1 }
-        let reader = UpstreamResponseReader(readTimeout: .seconds(Int64(upstream.readTimeoutSeconds)), on: eventLoop)
+        let reader = UpstreamResponseReader(
+            readTimeout: .seconds(Int64(upstream.readTimeoutSeconds)),
+            handshakeTimeout: target.tls ? .seconds(Int64(upstream.connectTimeoutSeconds)) : nil, on: eventLoop)
         let tls = try target.tls ? tlsContext(for: upstream) : nil
         let serverHostname = target.serverHostname
         let channel = try await ClientBootstrap(group: eventLoop)
@@ -118,12 +121,14 @@ final class UpstreamResponseReader: ChannelInboundHandler, @unchecked Sendable {
         case noResponseHead
         case closedEarly
         case readTimeout
+        case handshakeTimeout
 
         var description: String {
             switch self {
             case .noResponseHead: "the upstream answered without a response head"
             case .closedEarly: "the upstream closed the connection before the response ended"
             case .readTimeout: "the upstream sent nothing within the read timeout"
+            case .handshakeTimeout: "the upstream did not complete the TLS handshake within the connect timeout"
             }
         }
     }
@@ -146,8 +151,14 @@ final class UpstreamResponseReader: ChannelInboundHandler, @unchecked Sendable {
     private var ended = false
     private var closed = false
 
-    init(readTimeout: TimeAmount, on eventLoop: any EventLoop) {
+    /// For a TLS connection: connecting and the handshake together get the connect timeout, as on the pooled
+    /// client, instead of the (much longer) read timeout.
+    private let handshakeTimeout: TimeAmount?
+    private var handshakeDeadline: Scheduled<Void>?
+
+    init(readTimeout: TimeAmount, handshakeTimeout: TimeAmount? = nil, on eventLoop: any EventLoop) {
         self.readTimeout = readTimeout
+        self.handshakeTimeout = handshakeTimeout
         self.eventLoop = eventLoop
     }
 
@@ -201,6 +212,8 @@ final class UpstreamResponseReader: ChannelInboundHandler, @unchecked Sendable {
         if failure == nil { failure = error }
         timeout?.cancel()
         timeout = nil
+        handshakeDeadline?.cancel()
+        handshakeDeadline = nil
         if let waiter {
             self.waiter = nil
             waiter.fail(error)
@@ -213,11 +226,26 @@ final class UpstreamResponseReader: ChannelInboundHandler, @unchecked Sendable {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if let handshakeTimeout {
+            handshakeDeadline = context.eventLoop.scheduleTask(in: handshakeTimeout) { [self] in
+                fail(Failure.handshakeTimeout)
+            }
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent {
+            handshakeDeadline?.cancel()
+            handshakeDeadline = nil
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     /// After `channelInactive` (which failed any waiter); parts still queued stay for the consumer to drain.
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        handshakeDeadline?.cancel()
+        handshakeDeadline = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -244,6 +272,8 @@ final class UpstreamResponseReader: ChannelInboundHandler, @unchecked Sendable {
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
+        handshakeDeadline?.cancel()
+        handshakeDeadline = nil
         // Parts still queued (the decoder flushes `.end` before this on a read-until-close body) are delivered;
         // a consumer waiting now will never see its `.end`.
         if !ended, !parts.contains(where: { if case .end = $0 { true } else { false } }) {
