@@ -4,7 +4,8 @@
 #      CPU and callgrind instructions per request),
 #   2. an `upstream:` route pulling a big blob vs pulling it directly, with nginx's proxy_pass (the
 #      guide's settings) and two C processes that only move the bytes (bench/tools/copyproxy.c) as references,
-#      and where each pull's CPU goes (distribution, the proxy, curl, idle),
+#      and where each pull's CPU goes (distribution, the proxy, curl, idle); and the same pull from distribution
+#      over TLS, directly and through an https upstream route (ca_file),
 #   3. a proxy repository's cold pull of a big blob: time to first byte vs the whole transfer.
 #
 #   bench/frontdoor.sh                 release build, 3 rounds, 1 GiB blob
@@ -39,7 +40,7 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
 }
-ensure_packages docker-registry nginx wrk curl python3 valgrind binutils
+ensure_packages docker-registry nginx wrk curl python3 valgrind binutils openssl
 
 if [[ -z ${BERTH_BIN:-} ]]; then
     log "building berth (bench/build-berth.sh: release, static Swift runtime)"
@@ -51,9 +52,9 @@ TMP=$(mktemp -d "${BENCH_TMPDIR:-$BENCH_DIR/results/tmp}/frontdoor.XXXXXX")
 # utime + stime of a process, in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ready() { # URL
-    local i
-    for i in $(seq 1 400); do curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0; sleep 0.05; done
+wait_ready() { # URL [curl options]
+    local i url=$1; shift
+    for i in $(seq 1 400); do curl -fsS -o /dev/null --max-time 1 "$@" "$url" 2>/dev/null && return 0; sleep 0.05; done
     log "not ready: $1"; return 1
 }
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -172,6 +173,25 @@ sep=$([[ $loc == *\?* ]] && echo '&' || echo '?')
 curl -fsS -o /dev/null -X PUT -T "$TMP/blob" -H 'Content-Type: application/octet-stream' "${loc}${sep}digest=$blob_digest"
 
 up_port=$(free_port); main_port=$(free_port); ngx_port=$(free_port)
+# The same blob from distribution over TLS (a test CA from openssl), directly and through an https upstream
+# route that trusts that CA (ca_file).
+mkdir -p "$TMP/tls"
+(cd "$TMP/tls" &&
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -days 2 \
+        -subj "/CN=Berth bench CA" -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null &&
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
+        -subj /CN=localhost 2>/dev/null &&
+    printf 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext &&
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext \
+        -out server.crt 2>/dev/null)
+DIST_TLS_PORT=$(free_port); ups_port=$(free_port)
+cat >"$TMP/dist-tls.yml" <<YML
+version: 0.1
+log: { level: warn }
+storage: { filesystem: { rootdirectory: $TMP/dist } }
+http: { addr: 127.0.0.1:$DIST_TLS_PORT, tls: { certificate: $TMP/tls/server.crt, key: $TMP/tls/server.key } }
+YML
+/usr/bin/docker-registry serve "$TMP/dist-tls.yml" >"$TMP/dist-tls.log" 2>&1 & DIST_TLS_PID=$!; PIDS+=($!)
 cat >"$TMP/up.yml" <<YML
 listen: 127.0.0.1:$main_port
 repositories:
@@ -179,6 +199,7 @@ repositories:
   - { name: hub, type: proxy, remote: "http://127.0.0.1:$DIST_PORT", auto_block: false }
 routes:
   - { listen: 127.0.0.1:$up_port, upstream: "http://127.0.0.1:$DIST_PORT/" }
+  - { listen: 127.0.0.1:$ups_port, upstream: "https://localhost:$DIST_TLS_PORT/", ca_file: $TMP/tls/ca.crt }
 YML
 start_berth up "$TMP/up.yml"; UP_PID=$LAST_PID
 mkdir -p "$TMP/nginx/logs"
@@ -206,6 +227,7 @@ copy_port=$(free_port); splice_port=$(free_port)
 "$TMP/copyproxy" "$splice_port" "$DIST_PORT" splice & SPLICE_PID=$!; PIDS+=($!)
 wait_ready "http://127.0.0.1:$up_port/v2/"; wait_ready "http://127.0.0.1:$ngx_port/v2/"
 wait_ready "http://127.0.0.1:$copy_port/v2/"; wait_ready "http://127.0.0.1:$splice_port/v2/"
+wait_ready "https://localhost:$DIST_TLS_PORT/v2/" --cacert "$TMP/tls/ca.crt"; wait_ready "http://127.0.0.1:$ups_port/v2/"
 
 declare -A SPEED
 UP_CPU=""
@@ -220,18 +242,23 @@ TIMEFORMAT='%U %S'
 # As for the routes: each round pulls through every path back to back (the order reversed every other round),
 # and a ratio is the median of the rounds' ratios, so drift between rounds cancels out.
 for round in $(seq 1 "$ROUNDS"); do
-    order="direct berth nginx copy splice"; (( round % 2 == 0 )) && order="splice copy nginx berth direct"
+    order="direct berth nginx copy splice direct-tls berth-tls"
+    (( round % 2 == 0 )) && order="berth-tls direct-tls splice copy nginx berth direct"
     for via in $order; do
         case $via in
             direct) port=$DIST_PORT; proxy_pid="" ;; berth) port=$up_port; proxy_pid=$UP_PID ;;
             nginx) port=$ngx_port; proxy_pid=$ngx_worker ;;
             copy) port=$copy_port; proxy_pid=$COPY_PID ;; splice) port=$splice_port; proxy_pid=$SPLICE_PID ;;
+            direct-tls) port=$DIST_TLS_PORT; proxy_pid="" ;; berth-tls) port=$ups_port; proxy_pid=$UP_PID ;;
         esac
+        url="http://127.0.0.1:$port/v2/bench/big/blobs/$blob_digest"; tls_opts=()
+        [[ $via == direct-tls ]] && { url="https://localhost:$port/v2/bench/big/blobs/$blob_digest"; tls_opts=(--cacert "$TMP/tls/ca.crt"); }
+        dist_pid=$DIST_PID; [[ $via == *-tls ]] && dist_pid=$DIST_TLS_PID
         sync
-        d0=$(cpu_ticks "$DIST_PID"); p0=$([[ -n $proxy_pid ]] && cpu_ticks "$proxy_pid" || echo 0); i0=$(idle_ticks)
-        { time curl -fsS -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$port/v2/bench/big/blobs/$blob_digest" >"$TMP/pull.out"; } 2>"$TMP/pull.time" ||
+        d0=$(cpu_ticks "$dist_pid"); p0=$([[ -n $proxy_pid ]] && cpu_ticks "$proxy_pid" || echo 0); i0=$(idle_ticks)
+        { time curl -fsS -o /dev/null -w '%{speed_download}' "${tls_opts[@]}" "$url" >"$TMP/pull.out"; } 2>"$TMP/pull.time" ||
             { cat "$TMP/pull.time" >&2; exit 1; }
-        d1=$(cpu_ticks "$DIST_PID"); p1=$([[ -n $proxy_pid ]] && cpu_ticks "$proxy_pid" || echo 0); i1=$(idle_ticks)
+        d1=$(cpu_ticks "$dist_pid"); p1=$([[ -n $proxy_pid ]] && cpu_ticks "$proxy_pid" || echo 0); i1=$(idle_ticks)
         s=$(cat "$TMP/pull.out")
         mibs=$(awk -v s="$s" 'BEGIN { printf "%.0f", s / 1048576 }')
         SPEED[$via]+="$mibs "; LASTSP[$via]=$mibs
@@ -243,7 +270,7 @@ for round in $(seq 1 "$ROUNDS"); do
         [[ $via == berth ]] && UP_CPU+="$(per_gib $((p1 - p0))) "
         log "round $round, pull via $via: $mibs MiB/s"
     done
-    for pair in berth/direct nginx/direct copy/direct splice/direct berth/copy; do
+    for pair in berth/direct nginx/direct copy/direct splice/direct berth/copy berth-tls/direct-tls; do
         PULL_RATIOS[$pair]+="$(awk -v a="${LASTSP[${pair%/*}]}" -v b="${LASTSP[${pair#*/}]}" 'BEGIN { if (b > 0) printf "%.2f", a / b }') "
     done
 done
@@ -288,6 +315,8 @@ out=$(cat <<MD
 | Same pull through nginx \`proxy_pass\` (the guide's settings) | ${sp_nginx} MiB/s; $(pr nginx/direct)× direct |
 | Same pull through a C process that only copies (read/write, 1 MiB buffer) | ${sp_copy} MiB/s; $(pr copy/direct)× direct (rounds: ${PULL_RATIOS[copy/direct]% }); Berth/copy $(pr berth/copy)× |
 | Same pull through a C process that only splices (\`splice(2)\`, no user-space copy) | ${sp_splice} MiB/s; $(pr splice/direct)× direct |
+| Blob pull direct from distribution over TLS (curl decrypts) | $(med "${SPEED[direct-tls]}") MiB/s |
+| Same pull through an https \`upstream:\` route with \`ca_file\` (Berth decrypts, plain HTTP to curl) | $(med "${SPEED[berth-tls]}") MiB/s; $(pr berth-tls/direct-tls)× direct over TLS (rounds: ${PULL_RATIOS[berth-tls/direct-tls]% }) |
 | Proxy repository, cold pull: time to first byte | $(ms "$cold_ttfb") ms |
 | Proxy repository, cold pull: whole blob | $(ms "$cold_total") ms (first byte at $(ratio "$cold_ttfb" "$cold_total")× of the transfer) |
 | Proxy repository, warm pull (cached): whole blob | $(ms "$warm_total") ms |
@@ -297,8 +326,8 @@ takes t seconds has $(nproc)·t CPU-seconds to spend, and what nobody spent is "
 
 | Path | MiB/s | distribution | proxy | curl | all three | machine idle |
 |---|---|---|---|---|---|---|
-$(for via in direct berth nginx copy splice; do
-    echo "| $via | $(med "${SPEED[$via]}") | $(med "${BUDGET_DIST[$via]}") | $([[ $via == direct ]] && echo - || med "${BUDGET_PROXY[$via]}") | $(med "${BUDGET_CURL[$via]}") | $(med "${BUDGET_SUM[$via]}") | $(med "${BUDGET_IDLE[$via]}") |"
+$(for via in direct berth nginx copy splice direct-tls berth-tls; do
+    echo "| $via | $(med "${SPEED[$via]}") | $(med "${BUDGET_DIST[$via]}") | $([[ $via == direct* ]] && echo - || med "${BUDGET_PROXY[$via]}") | $(med "${BUDGET_CURL[$via]}") | $(med "${BUDGET_SUM[$via]}") | $(med "${BUDGET_IDLE[$via]}") |"
 done)
 MD
 )

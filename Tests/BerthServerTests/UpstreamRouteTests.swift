@@ -204,13 +204,14 @@ struct UpstreamRouteTests {
                 #expect(try await Self.eventually(within: 2) { proxy.responder.upstream.openBlobConnections.withLockedValue { $0 } == 0 })
             }
         }
-        // The CA file replaced in place (a rotated CA): the next exchange reads it again.
+        // The CA file replaced in place (a rotated CA): exchanges after the next look at the file read it again.
         let other = try TestCertificates()
         defer { other.remove() }
         let original = try Data(contentsOf: URL(fileURLWithPath: certificates.caFile))
         try await Self.throughRoute(to: "https://localhost:\(port)/", caFile: certificates.caFile) { proxy in
             #expect(try await proxy.execute("/v2/", host: "up.example.com").status == .ok)
             try Data(contentsOf: URL(fileURLWithPath: other.caFile)).write(to: URL(fileURLWithPath: certificates.caFile))
+            try await Task.sleep(for: .milliseconds(1100)) // the file is looked at again after a second
             for path in ["/v2/", "/v2/team/app/blobs/\(digest)"] {
                 let refused = try await proxy.execute(path, host: "up.example.com")
                 #expect(refused.status == .badGateway, "\(path)")
@@ -218,6 +219,7 @@ struct UpstreamRouteTests {
                 #expect(!refused.text.contains(certificates.folder), "no server paths in answers")
             }
             try original.write(to: URL(fileURLWithPath: certificates.caFile))
+            try await Task.sleep(for: .milliseconds(1100))
             #expect(try await proxy.execute("/v2/team/app/blobs/\(digest)", host: "up.example.com").status == .ok)
         }
         // The system's trust roots do not know the test CA.

@@ -27,20 +27,22 @@ final class UpstreamProxy: Service, Sendable {
     /// trust roots.
     private struct CAFileVersion: Hashable {
         var path: String
-        var modifiedSeconds = 0
-        var modifiedNanoseconds = 0
-        var size = -1
+        var modified: Date?
+        var size: Int?
+    }
 
-        init?(_ path: String?) {
-            guard let path else { return nil }
-            self.path = path
-            var info = stat()
-            // One stat(2) per request; a missing file keeps the zeros and fails when its CAs are loaded.
-            guard stat(path, &info) == 0 else { return }
-            modifiedSeconds = Int(info.st_mtim.tv_sec)
-            modifiedNanoseconds = Int(info.st_mtim.tv_nsec)
-            size = Int(info.st_size)
-        }
+    /// Each CA file's version as last seen; looked at again at most once a second, so a request costs no stat.
+    private let caFileVersions = NIOLockedValueBox<[String: (version: CAFileVersion, seen: NIODeadline)]>([:])
+
+    private func version(ofCAFile path: String?) -> CAFileVersion? {
+        guard let path else { return nil }
+        let now = NIODeadline.now()
+        if let known = caFileVersions.withLockedValue({ $0[path] }), now - known.seen < .seconds(1) { return known.version }
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+        let version = CAFileVersion(
+            path: path, modified: attributes?[.modificationDate] as? Date, size: (attributes?[.size] as? NSNumber)?.intValue)
+        caFileVersions.withLockedValue { $0[path] = (version, now) }
+        return version
     }
 
     private let clients = NIOLockedValueBox<[ClientKey: HTTPClient]>([:])
@@ -258,7 +260,7 @@ final class UpstreamProxy: Service, Sendable {
     /// idle until shutdown.
     private func client(for upstream: FrontDoorConfiguration.Upstream, on eventLoop: any EventLoop) throws -> HTTPClient {
         let key = ClientKey(
-            connect: upstream.connectTimeoutSeconds, read: upstream.readTimeoutSeconds, caFile: CAFileVersion(upstream.caFile),
+            connect: upstream.connectTimeoutSeconds, read: upstream.readTimeoutSeconds, caFile: version(ofCAFile: upstream.caFile),
             eventLoop: ObjectIdentifier(eventLoop))
         return try clients.withLockedValue { clients in
             if let client = clients[key] { return client }
@@ -295,7 +297,7 @@ final class UpstreamProxy: Service, Sendable {
 
     /// The TLS context for blob connections to `upstream`, made once per CA file.
     func tlsContext(for upstream: FrontDoorConfiguration.Upstream) throws -> NIOSSLContext {
-        let key = CAFileVersion(upstream.caFile)
+        let key = version(ofCAFile: upstream.caFile)
         return try tlsContexts.withLockedValue { contexts in
             if let context = contexts[key] { return context }
             let context = try NIOSSLContext(configuration: Self.blobTLSConfiguration(caFile: upstream.caFile))
