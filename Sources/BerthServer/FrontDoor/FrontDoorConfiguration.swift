@@ -45,6 +45,9 @@ public struct FrontDoorConfiguration: Sendable, Equatable {
             self.readTimeoutSeconds = readTimeoutSeconds
             self.caFile = caFile
         }
+
+        /// An `https:` upstream: its certificate is checked (against `caFile` or the system's CAs).
+        public var usesTLS: Bool { url.lowercased().hasPrefix("https:") }
     }
 
     /// Where a route sends Docker clients.

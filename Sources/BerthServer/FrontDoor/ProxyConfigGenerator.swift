@@ -154,7 +154,7 @@ public enum ProxyConfigGenerator {
             "    proxy_set_header X-Real-IP $remote_addr;", "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
             "    proxy_set_header X-Forwarded-Proto $scheme;",
         ]
-        if isHTTPS(url) {
+        if url.usesTLS {
             // nginx checks nothing about an https upstream unless told to; Berth checks it fully.
             lines += [
                 "    proxy_ssl_server_name on;", "    proxy_ssl_verify on;", "    proxy_ssl_verify_depth 4;",
@@ -170,15 +170,11 @@ public enum ProxyConfigGenerator {
     /// `https:` upstream against when the route names no `ca_file`.
     static let systemCABundle = "/etc/ssl/certs/ca-certificates.crt"
 
-    private static func isHTTPS(_ upstream: FrontDoorConfiguration.Upstream) -> Bool {
-        upstream.url.lowercased().hasPrefix("https:")
-    }
-
     /// Apache sends the preserved `Host` as the upstream's SNI name and checks the certificate against it, so an
     /// `https:` upstream gets its own name (nginx keeps the two apart: SNI and the check use `proxy_pass`'s host).
     private static func apachePreservesHost(_ endpoint: FrontDoorConfiguration.Endpoint) -> Bool {
         guard case .upstream(let u) = endpoint else { return true }
-        return u.preserveHost && !isHTTPS(u)
+        return u.preserveHost && !u.usesTLS
     }
 
     // MARK: Apache httpd
@@ -223,7 +219,7 @@ public enum ProxyConfigGenerator {
                     """
             case .upstream(let u):
                 // mod_proxy needs SSLProxyEngine for an https upstream, and checks its certificate only if asked.
-                let tls = isHTTPS(u)
+                let tls = u.usesTLS
                     ? "  SSLProxyEngine on\n  SSLProxyVerify require\n  SSLProxyVerifyDepth 4\n  SSLProxyCheckPeerName on\n"
                         + "  SSLProxyCACertificateFile \(u.caFile ?? systemCABundle)\n"
                     : ""

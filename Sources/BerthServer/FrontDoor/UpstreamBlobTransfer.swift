@@ -212,8 +212,6 @@ final class UpstreamResponseReader: ChannelInboundHandler, @unchecked Sendable {
         if failure == nil { failure = error }
         timeout?.cancel()
         timeout = nil
-        handshakeDeadline?.cancel()
-        handshakeDeadline = nil
         if let waiter {
             self.waiter = nil
             waiter.fail(error)
@@ -241,7 +239,8 @@ final class UpstreamResponseReader: ChannelInboundHandler, @unchecked Sendable {
         context.fireUserInboundEventTriggered(event)
     }
 
-    /// After `channelInactive` (which failed any waiter); parts still queued stay for the consumer to drain.
+    /// After `channelInactive` (which failed any waiter); parts still queued stay for the consumer to drain. Every
+    /// connection ends here, made or not, so the handshake deadline ends here too.
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         handshakeDeadline?.cancel()
@@ -272,8 +271,6 @@ final class UpstreamResponseReader: ChannelInboundHandler, @unchecked Sendable {
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
-        handshakeDeadline?.cancel()
-        handshakeDeadline = nil
         // Parts still queued (the decoder flushes `.end` before this on a read-until-close body) are delivered;
         // a consumer waiting now will never see its `.end`.
         if !ended, !parts.contains(where: { if case .end = $0 { true } else { false } }) {

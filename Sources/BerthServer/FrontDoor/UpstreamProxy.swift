@@ -226,6 +226,8 @@ final class UpstreamProxy: Service, Sendable {
         let timedOut: Bool
         if let e = error as? HTTPClientError {
             timedOut = e == .readTimeout || e == .connectTimeout || e == .deadlineExceeded
+        } else if let e = error as? UpstreamResponseReader.Failure {
+            timedOut = e == .readTimeout || e == .handshakeTimeout
         } else {
             timedOut = "\(error)".lowercased().contains("timeout") || "\(error)".lowercased().contains("timed out")
         }
@@ -295,7 +297,7 @@ final class UpstreamProxy: Service, Sendable {
         return configuration
     }
 
-    /// The TLS context for blob connections to `upstream`, made once per CA file.
+    /// The TLS context for blob connections to `upstream`, made once per CA file version.
     func tlsContext(for upstream: FrontDoorConfiguration.Upstream) throws -> NIOSSLContext {
         let key = version(ofCAFile: upstream.caFile)
         return try tlsContexts.withLockedValue { contexts in
